@@ -1,0 +1,194 @@
+"""ccweb settings: every knob comes from the environment (documented in .env.example)."""
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    env.read_env(str(BASE_DIR / ".env"))
+
+# "development" generates the secrets it needs; "production" refuses to start without them.
+CCWEB_MODE = env.str("CCWEB_MODE", default="development")
+if CCWEB_MODE not in {"development", "production"}:
+    raise ImproperlyConfigured("CCWEB_MODE must be 'development' or 'production'.")
+PRODUCTION = CCWEB_MODE == "production"
+
+
+def _required_in_production(name: str, derived_from: str) -> str:
+    """A secret from the environment; in development, derived from SECRET_KEY so every
+    process (web, worker, engine) agrees on it without any manual step."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if PRODUCTION:
+        raise ImproperlyConfigured(f"{name} must be set when CCWEB_MODE=production.")
+    return hmac.new(derived_from.encode(), name.encode(), hashlib.sha256).hexdigest()
+
+
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY must be set when CCWEB_MODE=production.")
+    SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
+
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "conversions",
+    "engine",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "ccweb.urls"
+WSGI_APPLICATION = "ccweb.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server, the worker and the engine write concurrently: WAL lets readers go on,
+    # IMMEDIATE takes the write lock up front so transactions wait instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+    # Tests run a live server and a worker in threads: they need a real file, not :memory:.
+    # One file per test process, so parallel runs do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "conversions:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+MEDIA_URL = "media/"
+
+STORAGES = {
+    # ccweb's own copies of converted files.
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT / "ccweb")},
+    },
+    # The engine's task files (uploads, conversion results).
+    "engine": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT / "engine")},
+    },
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# Background work (django-tasks). The database backend needs nothing but the database;
+# set TASKS_BACKEND=django_tasks_rq.RQBackend (with RQ_URL) to scale out on Redis.
+TASKS = {
+    "default": {
+        "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default", "engine"],
+    }
+}
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ccweb <ccweb@localhost>")
+
+# --- How ccweb is reached, and which API it talks to -------------------------------------------
+PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+ENGINE_EMBEDDED = env.bool("ENGINE_EMBEDDED", default=True)
+ENGINE_URL = env.str("ENGINE_URL", default="").rstrip("/") or f"{PUBLIC_URL}/engine"
+ENGINE_API_KEY = _required_in_production("ENGINE_API_KEY", SECRET_KEY)
+ENGINE_WEBHOOK_SECRET = _required_in_production("ENGINE_WEBHOOK_SECRET", SECRET_KEY)
+
+CLOUDCONVERT_API_KEY = env.str("CLOUDCONVERT_API_KEY", default="")
+CLOUDCONVERT_SANDBOX = env.bool("CLOUDCONVERT_SANDBOX", default=False)
+CLOUDCONVERT_REGION = env.str("CLOUDCONVERT_REGION", default="")
+CLOUDCONVERT_API_URL = env.str("CLOUDCONVERT_API_URL", default="").rstrip("/")
+CLOUDCONVERT_SYNC_API_URL = env.str("CLOUDCONVERT_SYNC_API_URL", default="").rstrip("/")
+CLOUDCONVERT_WEBHOOK_SECRET = env.str("CLOUDCONVERT_WEBHOOK_SECRET", default="")
+if PRODUCTION and CLOUDCONVERT_API_KEY and not CLOUDCONVERT_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("CLOUDCONVERT_WEBHOOK_SECRET must be set with CLOUDCONVERT_API_KEY.")
+CLOUDCONVERT_TIMEOUT = env.float("CLOUDCONVERT_TIMEOUT", default=30.0)
+CLOUDCONVERT_MAX_RETRIES = env.int("CLOUDCONVERT_MAX_RETRIES", default=4)
+
+# --- The engine ---------------------------------------------------------------------------------
+ENGINE_MAX_UPLOAD_SIZE = env.int("ENGINE_MAX_UPLOAD_SIZE", default=1024 * 1024 * 1024)
+ENGINE_URL_EXPIRY = env.int("ENGINE_URL_EXPIRY", default=24 * 3600)
+
+# --- Conversions --------------------------------------------------------------------------------
+CONVERSIONS_POLL_MAX_INTERVAL = env.int("CONVERSIONS_POLL_MAX_INTERVAL", default=60)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
