@@ -1,0 +1,55 @@
+"""Background work of the app (django-tasks). Tasks take ids and are safe to run twice."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django_tasks import task
+
+from conversions import services
+from conversions.cloudconvert.errors import ApiError
+from conversions.models import ConversionJob, OutputFile
+
+logger = logging.getLogger(__name__)
+
+# Stop polling a job nobody uploaded a file to after this long (the API drops it after 24 h).
+POLL_GIVE_UP_AFTER = timedelta(hours=24)
+
+
+def poll_delay(attempt: int) -> float:
+    """Exponential backoff from 2 s, capped by CONVERSIONS_POLL_MAX_INTERVAL."""
+    return float(min(2 ** (attempt + 1), settings.CONVERSIONS_POLL_MAX_INTERVAL))
+
+
+@task()
+def poll_job(job_id: int, attempt: int) -> str:
+    """Finish jobs when webhooks cannot reach us: ask the API, apply, come back later."""
+    job = ConversionJob.objects.filter(pk=job_id).first()
+    if job is None or not job.is_running or not job.remote_job_id:
+        return "done"
+    try:
+        job = services.job_refresh(job=job)
+    except ApiError as error:
+        if not error.retryable:
+            logger.error("job %s: polling stopped: %r", job.uuid, error)
+            return "stopped"
+        logger.info("job %s: API unavailable while polling (%r); will retry", job.uuid, error)
+    if not job.is_running:
+        return job.status
+    if timezone.now() - job.created_at > POLL_GIVE_UP_AFTER:
+        return "gave up"
+    poll_job.using(run_after=timezone.now() + timedelta(seconds=poll_delay(attempt))).enqueue(job_id, attempt + 1)
+    return "again"
+
+
+@task()
+def store_outputs(job_id: int) -> int:
+    """Copy a finished job's files into our storage, so downloads outlive the API's 24 h URLs."""
+    stored = 0
+    for output in OutputFile.objects.filter(job_id=job_id, file=""):
+        try:
+            stored += services.output_store(output=output)
+        except ApiError as error:
+            logger.warning("file %s: could not be copied yet (%r); the API URL stays in use", output.uuid, error)
+    return stored
