@@ -1,0 +1,80 @@
+"""import/url: download a file from the internet, refusing the engine's own network.
+
+An engine that fetches any URL it is given can be turned against the machines around it
+(metadata services, databases on localhost). Each hop of a redirect chain is checked: its host
+must resolve only to public addresses, unless ENGINE_IMPORT_ALLOW_PRIVATE is set (tests, LANs).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+from django.conf import settings
+
+from engine.converters import ConversionFailed
+from engine.uploads import max_upload_size
+
+MAX_REDIRECTS = 5
+DEFAULT_TIMEOUT = 30.0
+FILENAME_IN_DISPOSITION = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
+
+
+def _check_host(url: str) -> None:
+    if getattr(settings, "ENGINE_IMPORT_ALLOW_PRIVATE", False):
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        raise ConversionFailed("IMPORT_FAILED", f"The host {host} could not be resolved; check the URL.") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise ConversionFailed(
+                "IMPORT_FAILED",
+                f"The URL points to a private or local address ({host}); the engine only imports public URLs.",
+            )
+
+
+def _filename(response: requests.Response, url: str) -> str:
+    match = FILENAME_IN_DISPOSITION.search(response.headers.get("Content-Disposition", ""))
+    if match:
+        return unquote(match.group(1)).strip()
+    return PurePosixPath(unquote(urlsplit(url).path)).name or "file"
+
+
+def fetch_url(url: str, target: Path, *, headers: dict[str, str]) -> str:
+    """Download url into target (bounded by ENGINE_MAX_UPLOAD_SIZE); returns the remote file name."""
+    timeout = float(getattr(settings, "ENGINE_IMPORT_TIMEOUT", DEFAULT_TIMEOUT))
+    limit = max_upload_size()
+    with requests.Session() as session:
+        for _ in range(MAX_REDIRECTS + 1):
+            _check_host(url)
+            try:
+                response = session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=False)
+            except requests.RequestException as error:
+                raise ConversionFailed("IMPORT_FAILED", f"The URL could not be fetched: {error}.") from None
+            with response:
+                if response.is_redirect and "Location" in response.headers:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                if response.status_code >= 400:
+                    raise ConversionFailed(
+                        "IMPORT_FAILED", f"The URL answered HTTP {response.status_code}; check that it is public."
+                    )
+                received = 0
+                with target.open("wb") as sink:
+                    for chunk in response.iter_content(chunk_size=1024 * 1024):
+                        received += len(chunk)
+                        if received > limit:
+                            raise ConversionFailed(
+                                "FILE_TOO_LARGE", f"The file at the URL is larger than the engine accepts ({limit} bytes)."
+                            )
+                        sink.write(chunk)
+                return _filename(response, url)
+    raise ConversionFailed("IMPORT_FAILED", f"The URL redirected more than {MAX_REDIRECTS} times.")

@@ -1,0 +1,244 @@
+"""Task and job state machine: who runs next, and what a task ending means for its job.
+
+Statuses only move forward (waiting → processing → finished | error). Every move is a
+conditional UPDATE on the expected current status, so a task claimed twice, cancelled while
+running or deleted meanwhile never ends up in two states at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from engine.converters import ConversionFailed
+from engine.models import File, Job, Task
+from engine.operations import perform
+from engine.storage import discard_files
+
+logger = logging.getLogger(__name__)
+
+INPUT_TASK_FAILED = ("INPUT_TASK_FAILED", "Input task has failed")
+# Operations that do not run in a worker: they finish when the client sends the file.
+PASSIVE_OPERATIONS = frozenset({"import/upload"})
+
+
+def schedule(task_ids: Iterable[str]) -> None:
+    """Run these tasks in the worker once the current transaction commits."""
+    from engine.tasks import run_task
+
+    for task_id in task_ids:
+        transaction.on_commit(lambda task_id=str(task_id): run_task.enqueue(task_id))
+
+
+def is_runnable(task: Task) -> bool:
+    return task.operation not in PASSIVE_OPERATIONS
+
+
+def inputs_state(task: Task) -> str:
+    """"ready" when every input finished, "failed" when one failed, otherwise "pending"."""
+    statuses = set(Task.objects.filter(pk__in=task.depends_on).values_list("status", flat=True))
+    found = Task.objects.filter(pk__in=task.depends_on).count()
+    if Task.Status.ERROR in statuses or found < len(task.depends_on):
+        return "failed"
+    if statuses <= {Task.Status.FINISHED}:
+        return "ready"
+    return "pending"
+
+
+def claim(task_id: str) -> Task | None:
+    """Move a waiting task to processing; None if someone else already did (or it is gone)."""
+    claimed = Task.objects.filter(pk=task_id, status=Task.Status.WAITING).update(
+        status=Task.Status.PROCESSING, started_at=timezone.now(), heartbeat_at=timezone.now(), percent=0, message=None
+    )
+    if not claimed:
+        return None
+    task = Task.objects.select_related("job").get(pk=task_id)
+    if task.job_id:
+        job_settle(task.job_id)
+    return task
+
+
+def task_finish(
+    task: Task,
+    *,
+    files: list[File],
+    result: dict | None = None,
+    from_status: str = Task.Status.PROCESSING,
+    credits: int = 0,
+) -> bool:
+    """Record a task's success and start what waited for it. False (and the new files are
+    discarded) when the task was cancelled or deleted meanwhile."""
+    if result is None:
+        result = {"files": [{"filename": f.filename, "size": f.size} for f in files]}
+    with transaction.atomic():
+        updated = Task.objects.filter(pk=task.pk, status=from_status).update(
+            status=Task.Status.FINISHED,
+            percent=100,
+            message=None,
+            code=None,
+            result=result,
+            credits=credits,
+            engine=task.engine,
+            engine_version=task.engine_version,
+            started_at=task.started_at or timezone.now(),
+            ended_at=timezone.now(),
+        )
+        if not updated:
+            transaction.on_commit(lambda: discard_files([f.path for f in files]))
+            return False
+        File.objects.bulk_create(files)
+        _start_dependents(task)
+        if task.job_id:
+            job_settle(task.job_id)
+    return True
+
+
+def task_fail(task_id: str, *, code: str, message: str, from_statuses: Iterable[str] | None = None) -> bool:
+    """Record a task's failure; the tasks waiting for it fail too (INPUT_TASK_FAILED)."""
+    statuses = list(from_statuses or (Task.Status.WAITING, Task.Status.PROCESSING))
+    with transaction.atomic():
+        now = timezone.now()
+        updated = Task.objects.filter(pk=task_id, status__in=statuses).update(
+            status=Task.Status.ERROR, code=code, message=message, ended_at=now
+        )
+        if not updated:
+            return False
+        task = Task.objects.get(pk=task_id)
+        failed = [task]
+        # Breadth-first over the dependents: each fails because its input did.
+        while failed:
+            current = failed.pop()
+            for dependent in current.dependents.filter(status=Task.Status.WAITING):
+                if Task.objects.filter(pk=dependent.pk, status=Task.Status.WAITING).update(
+                    status=Task.Status.ERROR, code=INPUT_TASK_FAILED[0], message=INPUT_TASK_FAILED[1], ended_at=now
+                ):
+                    failed.append(dependent)
+        if task.job_id:
+            job_settle(task.job_id)
+    return True
+
+
+def _start_dependents(task: Task) -> None:
+    for dependent in task.dependents.filter(status=Task.Status.WAITING):
+        state = inputs_state(dependent)
+        if state == "ready" and is_runnable(dependent):
+            schedule([dependent.pk])
+        elif state == "failed":
+            task_fail(str(dependent.pk), code=INPUT_TASK_FAILED[0], message=INPUT_TASK_FAILED[1])
+
+
+def job_settle(job_id: str) -> None:
+    """Derive the job's status from its tasks; when it just ended, send its webhooks."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.is_terminal:
+            return
+        tasks = list(job.tasks.values_list("status", "payload"))
+        statuses = [status for status, _ in tasks]
+        failed = any(
+            status == Task.Status.ERROR and not (isinstance(payload, dict) and payload.get("ignore_error") is True)
+            for status, payload in tasks
+        )
+        now = timezone.now()
+        if failed:
+            new_status = Job.Status.ERROR
+        elif statuses and all(status in (Task.Status.FINISHED, Task.Status.ERROR) for status in statuses):
+            new_status = Job.Status.FINISHED
+        elif any(status != Task.Status.WAITING for status in statuses):
+            new_status = Job.Status.PROCESSING
+        else:
+            new_status = Job.Status.WAITING
+        if new_status == job.status:
+            return
+        job.status = new_status
+        if new_status != Job.Status.WAITING and job.started_at is None:
+            job.started_at = now
+        if new_status in (Job.Status.FINISHED, Job.Status.ERROR):
+            job.ended_at = now
+        job.save(update_fields=["status", "started_at", "ended_at"])
+        if job.is_terminal:
+            from engine.webhooks import announce_job
+
+            event = "job.finished" if new_status == Job.Status.FINISHED else "job.failed"
+            transaction.on_commit(lambda: announce_job(job_id=str(job.pk), event=event))
+
+
+DEFAULT_TASK_TIMEOUT = 5 * 3600  # CloudConvert's default
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+
+
+def task_timeout(task: Task) -> int:
+    """Seconds the task may run: its own `timeout`, capped by ENGINE_TASK_TIMEOUT."""
+    ceiling = int(getattr(settings, "ENGINE_TASK_TIMEOUT", DEFAULT_TASK_TIMEOUT))
+    own = task.payload.get("timeout") if isinstance(task.payload, dict) else None
+    return min(own, ceiling) if isinstance(own, int) and not isinstance(own, bool) and own > 0 else ceiling
+
+
+def timed_out_message(task: Task) -> str:
+    return f"The task took longer than its timeout of {task_timeout(task)} seconds; raise `timeout` or split the input."
+
+
+class Heartbeat(threading.Thread):
+    """Touches the task's heartbeat_at while it runs, so recovery can tell a slow task from a
+    task whose worker died."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(name=f"engine-heartbeat-{task_id}", daemon=True)
+        self.task_id = task_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = float(getattr(settings, "ENGINE_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL))
+        try:
+            while not self.stopped.wait(interval):
+                Task.objects.filter(pk=self.task_id, status=Task.Status.PROCESSING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+
+def execute(task_id: str) -> None:
+    """Run one task in this worker: claim it, perform its operation, record the outcome.
+
+    Safe to call twice for the same task: the second call finds it no longer waiting."""
+    task = claim(task_id)
+    if task is None:
+        return
+
+    def progress(percent: int) -> None:
+        Task.objects.filter(pk=task.pk, status=Task.Status.PROCESSING).update(percent=max(0, min(99, percent)))
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"ccweb-engine-{task.pk}-"))
+    heartbeat = Heartbeat(task_id)
+    heartbeat.start()
+    started = time.monotonic()
+    try:
+        outcome = perform(task, workdir, progress)
+        if time.monotonic() - started > task_timeout(task):
+            # Late results are dropped, as CloudConvert does: the task's deadline is part of its contract.
+            discard_files([f.path for f in outcome.files])
+            raise ConversionFailed("TIMEOUT", timed_out_message(task))
+    except ConversionFailed as error:
+        task_fail(task_id, code=error.code, message=error.message, from_statuses=[Task.Status.PROCESSING])
+    except Exception:
+        logger.exception("Engine task %s (%s) failed unexpectedly", task_id, task.operation)
+        task_fail(
+            task_id,
+            code="INTERNAL_ERROR",
+            message="The engine failed unexpectedly while running this task; the error has been logged.",
+            from_statuses=[Task.Status.PROCESSING],
+        )
+    else:
+        task_finish(task, files=outcome.files, result=outcome.result)
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join()
+        shutil.rmtree(workdir, ignore_errors=True)

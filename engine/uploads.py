@@ -1,0 +1,39 @@
+"""Streaming upload with a size limit: the file goes to a temporary file on disk chunk by chunk,
+and the upload stops as soon as it grows past ENGINE_MAX_UPLOAD_SIZE."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.uploadhandler import SkipFile, StopUpload, TemporaryFileUploadHandler
+
+DEFAULT_MAX_UPLOAD_SIZE = 1024 * 1024 * 1024
+FILE_FIELD = "file"
+
+
+def max_upload_size() -> int:
+    return int(getattr(settings, "ENGINE_MAX_UPLOAD_SIZE", DEFAULT_MAX_UPLOAD_SIZE))
+
+
+class LimitedUploadHandler(TemporaryFileUploadHandler):
+    """Accept only the `file` field, on disk, up to `limit` bytes; flag `exceeded` past it."""
+
+    def __init__(self, request: object = None, *, limit: int) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.received = 0
+        self.exceeded = False
+
+    def new_file(self, field_name: str, *args: object, **kwargs: object) -> None:
+        if field_name != FILE_FIELD:
+            # Anything but `file` is not ours to store (the SDKs send exactly one file part).
+            raise SkipFile()
+        super().new_file(field_name, *args, **kwargs)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        self.received += len(raw_data)
+        if self.received > self.limit:
+            self.exceeded = True
+            # connection_reset=False: the parser drains the rest of the body (without keeping it)
+            # so the client reads our 413 instead of a reset connection.
+            raise StopUpload(connection_reset=False)
+        return super().receive_data_chunk(raw_data, start)

@@ -1,0 +1,260 @@
+"""Turning submitted job and task payloads into clean task specs, or per-field 422 errors.
+
+Error keys follow CloudConvert's Laravel style: `tasks`, `tasks.<name>.output_format`, and for a
+standalone task simply `output_format`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine import converters
+
+IMPORT_OPERATIONS = frozenset({"import/upload", "import/url", "import/base64", "import/raw"})
+EXPORT_OPERATIONS = frozenset({"export/url"})
+TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+# Keys with a meaning of their own; every other key of a processing task is a conversion option.
+COMMON_KEYS = frozenset(
+    {"operation", "name", "input", "input_format", "output_format", "engine", "engine_version",
+     "filename", "timeout", "ignore_error"}
+)
+
+
+class ValidationFailed(Exception):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The given data was invalid.")
+        self.errors = errors
+
+
+@dataclass
+class TaskSpec:
+    """One task to create: its name, operation, the payload to keep, and the inputs it names."""
+
+    name: str
+    operation: str
+    payload: dict
+    inputs: list[str] = field(default_factory=list)
+
+
+def processing_operations() -> set[str]:
+    return {conversion.operation for conversion in converters.available()}
+
+
+def supported_operations() -> set[str]:
+    return set(IMPORT_OPERATIONS | EXPORT_OPERATIONS) | processing_operations()
+
+
+def is_http_url(value: Any) -> bool:
+    if not isinstance(value, str) or not value or any(ch.isspace() for ch in value):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def input_list(value: Any) -> list[str] | None:
+    """`input` as a list of strings (a single string or an array is allowed), None if malformed."""
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
+        return list(dict.fromkeys(value))
+    return None
+
+
+def _filename_error(value: Any, *, required: bool) -> str | None:
+    if value is None or value == "":
+        return "The filename field is required." if required else None
+    if not isinstance(value, str) or "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
+        return "The filename must be a plain file name without folders."
+    return None
+
+
+def format_of(filename: str | None) -> str | None:
+    suffix = PurePosixPath(filename or "").suffix
+    return converters.normalize_format(suffix) if suffix else None
+
+
+def check_task(payload: dict, operation: str, *, known_formats: dict[str, str | None]) -> dict[str, list[str]]:
+    """Errors for one task payload, keyed by field. `known_formats` maps each input name/id to the
+    format of the file it will produce when that can be told at creation time."""
+    errors: dict[str, list[str]] = {}
+
+    def add(key: str, message: str) -> None:
+        errors.setdefault(key, []).append(message)
+
+    if operation == "import/upload":
+        redirect = payload.get("redirect")
+        if redirect is not None and not is_http_url(redirect):
+            add("redirect", "The redirect must be a valid http(s) URL.")
+    elif operation == "import/url":
+        if not is_http_url(payload.get("url")):
+            add("url", "The url must be a valid http(s) URL without spaces.")
+        if (message := _filename_error(payload.get("filename"), required=False)) is not None:
+            add("filename", message)
+        headers = payload.get("headers")
+        if headers is not None and not (
+            isinstance(headers, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):
+            add("headers", "The headers must be an object of strings.")
+    elif operation in ("import/base64", "import/raw"):
+        content = payload.get("file")
+        if not isinstance(content, str) or content == "":
+            add("file", "The file field is required.")
+        elif operation == "import/base64":
+            try:
+                base64.b64decode(content, validate=True)
+            except (binascii.Error, ValueError):
+                add("file", "The file must be valid base64.")
+        if (message := _filename_error(payload.get("filename"), required=True)) is not None:
+            add("filename", message)
+    elif operation in EXPORT_OPERATIONS:
+        for flag in ("inline", "archive_multiple_files"):
+            if payload.get(flag) is not None and not isinstance(payload.get(flag), bool):
+                add(flag, f"The {flag} field must be true or false.")
+    else:
+        _check_processing(payload, operation, known_formats, add)
+
+    if operation not in IMPORT_OPERATIONS and input_list(payload.get("input")) is None:
+        add("input", "The input field is required: a task name (in a job) or task id, or a list of them.")
+    timeout = payload.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
+        add("timeout", "The timeout must be a positive number of seconds.")
+    return errors
+
+
+def _check_processing(payload: dict, operation: str, known_formats: dict[str, str | None], add: Any) -> None:
+    output_format = payload.get("output_format")
+    if operation == "convert" and (not isinstance(output_format, str) or not output_format.strip()):
+        add("output_format", "The output format field is required.")
+        return
+    if (message := _filename_error(payload.get("filename"), required=False)) is not None:
+        add("filename", message)
+    output_format = converters.normalize_format(output_format or "")
+    candidates = [c for c in converters.available(operation) if not output_format or c.output_format == output_format]
+    if not candidates:
+        add("output_format", f"The engine cannot produce {output_format or 'this'} files with {operation}.")
+        return
+    input_format = payload.get("input_format")
+    if input_format is not None and not isinstance(input_format, str):
+        add("input_format", "The input format must be a string.")
+        return
+    formats = {converters.normalize_format(input_format)} if input_format else set()
+    if not formats:
+        # Inferable from the filenames of the imports this task reads, when they are known.
+        inputs = input_list(payload.get("input")) or []
+        found = [known_formats.get(name) for name in inputs]
+        if found and all(found):
+            formats = set(found)  # type: ignore[arg-type]
+    for fmt in sorted(formats):
+        conversion = next((c for c in candidates if c.input_format == fmt), None)
+        if conversion is None:
+            add("output_format", f"Converting {fmt} to {output_format} is not supported.")
+            continue
+        try:
+            converters.clean_options(conversion, payload)
+        except converters.InvalidOptions as error:
+            for key, messages in error.errors.items():
+                for message in messages:
+                    add(key, message)
+
+
+def produced_format(payload: dict, operation: str) -> str | None:
+    """The format of the file an import will produce, when its filename already says it."""
+    if operation in ("import/base64", "import/raw"):
+        return format_of(payload.get("filename"))
+    if operation == "import/url":
+        return format_of(payload.get("filename") or urlsplit(str(payload.get("url") or "")).path)
+    return None
+
+
+def validate_job(body: dict) -> tuple[list[TaskSpec], str | None, str | None]:
+    """The tasks, tag and webhook_url of a POST /v2/jobs body, or ValidationFailed."""
+    errors: dict[str, list[str]] = {}
+    tag = body.get("tag")
+    if tag is not None and not isinstance(tag, str):
+        errors["tag"] = ["The tag must be a string."]
+    webhook_url = body.get("webhook_url")
+    if webhook_url is not None and not is_http_url(webhook_url):
+        errors["webhook_url"] = ["The webhook url must be a valid http(s) URL."]
+    tasks = body.get("tasks")
+    if not isinstance(tasks, dict) or not tasks:
+        errors["tasks"] = ["The tasks field is required and must be an object of named tasks."]
+        raise ValidationFailed(errors)
+
+    specs: list[TaskSpec] = []
+    known_formats: dict[str, str | None] = {}
+    for name, payload in tasks.items():
+        prefix = f"tasks.{name}"
+        if not TASK_NAME.fullmatch(name):
+            errors[prefix] = ["The task name may only contain letters, numbers, dashes and underscores."]
+            continue
+        if not isinstance(payload, dict):
+            errors[prefix] = ["The task must be an object with an operation."]
+            continue
+        operation = payload.get("operation")
+        if not isinstance(operation, str) or not operation:
+            errors[f"{prefix}.operation"] = ["The operation field is required."]
+            continue
+        if operation not in supported_operations():
+            errors[f"{prefix}.operation"] = [f"The operation {operation} is not supported by this engine."]
+            continue
+        known_formats[name] = produced_format(payload, operation)
+        specs.append(TaskSpec(name, operation, payload, input_list(payload.get("input")) or []))
+
+    names = {spec.name for spec in specs}
+    for spec in specs:
+        for key, messages in check_task(spec.payload, spec.operation, known_formats=known_formats).items():
+            errors.setdefault(f"tasks.{spec.name}.{key}", []).extend(messages)
+        for input_name in spec.inputs:
+            if input_name == spec.name:
+                errors.setdefault(f"tasks.{spec.name}.input", []).append("A task cannot be its own input.")
+            elif input_name not in names and input_name in tasks:
+                continue  # that task has its own error already
+            elif input_name not in names:
+                errors.setdefault(f"tasks.{spec.name}.input", []).append(
+                    f"The input task {input_name} does not exist in this job."
+                )
+    if not errors and (cycle := _find_cycle(specs)):
+        errors[f"tasks.{cycle}.input"] = ["The tasks' inputs form a cycle; no task could ever start."]
+    if errors:
+        raise ValidationFailed(errors)
+    return _in_dependency_order(specs), tag, webhook_url
+
+
+def _find_cycle(specs: list[TaskSpec]) -> str | None:
+    graph = {spec.name: spec.inputs for spec in specs}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node: str) -> str | None:
+        state[node] = 1
+        for parent in graph.get(node, []):
+            if state.get(parent) == 1:
+                return node
+            if state.get(parent) is None and (found := visit(parent)):
+                return found
+        state[node] = 2
+        return None
+
+    for name in graph:
+        if state.get(name) is None and (found := visit(name)):
+            return found
+    return None
+
+
+def _in_dependency_order(specs: list[TaskSpec]) -> list[TaskSpec]:
+    """Inputs before the tasks reading them (stable otherwise), so ids exist when referenced."""
+    placed: set[str] = set()
+    ordered: list[TaskSpec] = []
+    pending = list(specs)
+    while pending:
+        ready = [spec for spec in pending if all(name in placed for name in spec.inputs)]
+        for spec in ready:
+            ordered.append(spec)
+            placed.add(spec.name)
+        pending = [spec for spec in pending if spec.name not in placed]
+    return ordered

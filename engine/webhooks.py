@@ -1,0 +1,100 @@
+"""Webhooks out: `{"event", "job"}` POSTed compact and signed with `CloudConvert-Signature`.
+
+A job's own `webhook_url` gets job.finished / job.failed signed with ENGINE_WEBHOOK_SECRET; account
+webhooks (POST /v2/webhooks) get the events they subscribed to, signed with their own secret.
+Network errors and 5xx are retried a few times with growing delays; 410 Gone means "stop".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from engine.models import Job, Webhook
+from engine.serializers import dumps, job_to_api
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRY_DELAYS = (10, 60, 300)  # seconds before the 1st, 2nd and 3rd retry
+DEFAULT_TIMEOUT = 10.0
+JOB_URL_EVENTS = frozenset({"job.finished", "job.failed"})
+
+
+def sign(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def announce_job(*, job_id: str, event: str) -> None:
+    """Queue the deliveries of one job event, with the job as it is now (a snapshot)."""
+    from engine.tasks import deliver_webhook
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return
+    targets: list[tuple[str, str | None]] = []
+    if job.webhook_url and event in JOB_URL_EVENTS:
+        targets.append((job.webhook_url, None))
+    for webhook in Webhook.objects.filter(disabled=False):
+        if event in webhook.events:
+            targets.append((webhook.url, str(webhook.pk)))
+    if not targets:
+        return
+    body = dumps({"event": event, "job": job_to_api(job)})
+    for url, webhook_id in targets:
+        transaction.on_commit(lambda url=url, webhook_id=webhook_id: deliver_webhook.enqueue(url, body, webhook_id, 0))
+
+
+def _secret(webhook_id: str | None) -> str | None:
+    if webhook_id is None:
+        return str(getattr(settings, "ENGINE_WEBHOOK_SECRET", ""))
+    webhook = Webhook.objects.filter(pk=webhook_id, disabled=False).first()
+    return webhook.signing_secret if webhook else None
+
+
+def deliver(*, url: str, body: str, webhook_id: str | None, attempt: int) -> None:
+    from engine.tasks import deliver_webhook
+
+    secret = _secret(webhook_id)
+    if secret is None:
+        return  # the account webhook was deleted or disabled since the event
+    raw = body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "CloudConvert-Signature": sign(secret, raw),
+        "User-Agent": "ccweb-engine",
+    }
+    timeout = float(getattr(settings, "ENGINE_WEBHOOK_TIMEOUT", DEFAULT_TIMEOUT))
+    try:
+        response = requests.post(url, data=raw, headers=headers, timeout=timeout, allow_redirects=False)
+        status: int | None = response.status_code
+    except requests.RequestException as error:
+        logger.warning("Webhook to %s failed (attempt %d): %s", url, attempt + 1, error)
+        status = None
+
+    if status is not None and status < 300:
+        if webhook_id:
+            Webhook.objects.filter(pk=webhook_id, failing=True).update(failing=False)
+        return
+    if status == 410:
+        logger.info("Webhook %s answered 410 Gone; not sending to it again.", url)
+        if webhook_id:
+            Webhook.objects.filter(pk=webhook_id).update(disabled=True, updated_at=timezone.now())
+        return
+    if status is not None and status < 500:
+        logger.warning("Webhook to %s refused with HTTP %d; not retrying.", url, status)
+        return
+    delays = list(getattr(settings, "ENGINE_WEBHOOK_RETRY_DELAYS", DEFAULT_RETRY_DELAYS))
+    if attempt < len(delays):
+        run_after = timezone.now() + timedelta(seconds=float(delays[attempt]))
+        deliver_webhook.using(run_after=run_after).enqueue(url, body, webhook_id, attempt + 1)
+        return
+    logger.error("Webhook to %s failed after %d attempts; giving up.", url, attempt + 1)
+    if webhook_id:
+        Webhook.objects.filter(pk=webhook_id).update(failing=True, updated_at=timezone.now())
