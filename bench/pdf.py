@@ -103,7 +103,8 @@ def main() -> None:
                 assert produced == pages, f"{name} wrote {produced} images for {pages} pages"
                 shutil.rmtree(out)
 
-    print(f"document: {pages} pages ({'LibreOffice text' if office.installed() else 'Pillow images'}), {args.dpi} dpi, PNG")
+    kind = "LibreOffice text" if office.installed() else "Pillow images"
+    print(f"document: {pages} pages ({kind}), {args.dpi} dpi, PNG")
     for name, seconds in best.items():
         print(f"{name:9s} {seconds:7.3f} s  {pages / seconds:7.1f} pages/s")
     print(f"ratio pdfium/pdftoppm throughput: {best['pdftoppm'] / best['pdfium']:.2f}x (target >= 1x)")

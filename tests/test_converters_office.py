@@ -3,6 +3,7 @@
 Sample documents are written by hand (txt, html, csv, a minimal odp) or made by the pool itself.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,11 @@ from engine import converters
 from engine.converters import ConversionFailed, office
 from engine.converters.office import OfficePool, OfficeTimeout
 
-pytestmark = pytest.mark.skipif(not office.installed(), reason="LibreOffice with python3-uno is not installed")
+
+
+def test_libreoffice_is_installed_here() -> None:
+    """bin/setup installs LibreOffice and python3-uno; without them these tests must fail, not skip."""
+    assert office.installed()
 
 WRITER = ["txt", "html", "docx", "odt", "rtf", "doc"]
 CALC = ["csv", "xlsx", "xls", "ods"]
@@ -101,7 +106,8 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made["txt"].write_text("Hello from ccweb\nA plain text document.\n", encoding="utf-8")
     made["html"].write_text("<html><body><h1>Title</h1><p>Hello from ccweb</p></body></html>", encoding="utf-8")
     made["csv"].write_text("greeting,count\nHello from ccweb,42\n", encoding="utf-8")
-    for source, targets in [("txt", ["docx", "odt", "rtf", "doc"]), ("csv", ["xlsx", "xls", "ods"]), ("odp", ["pptx", "ppt"])]:
+    derived = {"txt": ["docx", "odt", "rtf", "doc"], "csv": ["xlsx", "xls", "ods"], "odp": ["pptx", "ppt"]}
+    for source, targets in derived.items():
         for target in targets:
             made[target] = convert(made[source], folder, source, target, stem="sample")
     return made
@@ -175,7 +181,9 @@ def test_it_keeps_spreadsheet_cells(samples: dict[str, Path], tmp_path: Path) ->
         ("table.xlsx", b"a,b\n1,2\n", "xlsx"),
     ],
 )
-def test_it_reports_damaged_or_mislabelled_documents(tmp_path: Path, name: str, content: bytes, input_format: str) -> None:
+def test_it_reports_damaged_or_mislabelled_documents(
+    tmp_path: Path, name: str, content: bytes, input_format: str
+) -> None:
     src = tmp_path / name
     src.write_bytes(content)
 
@@ -262,7 +270,9 @@ def test_it_replaces_an_office_that_died_while_idle(samples: dict[str, Path], tm
         pool.close()
 
 
-def test_it_reports_a_timeout_as_a_sentence(samples: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_reports_a_timeout_as_a_sentence(
+    samples: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pool = OfficePool(size=1, timeout=0.001)
     monkeypatch.setattr(office, "get_pool", lambda: pool)
     try:
@@ -275,7 +285,7 @@ def test_it_reports_a_timeout_as_a_sentence(samples: dict[str, Path], tmp_path: 
     assert failure.value.message == "The conversion took longer than 0.001 seconds and was stopped."
 
 
-def test_it_leaves_no_process_behind_when_closed(samples: dict[str, Path], tmp_path: Path) -> None:
+def test_it_leaves_no_process_behind_when_closed() -> None:
     pool = OfficePool(size=2, timeout=60)
     for process in pool.processes:
         process.start()
@@ -295,7 +305,8 @@ import json, os, signal, sys
 from engine.converters import office
 pool = office.OfficePool(size=1, timeout=60)
 answer = pool.convert({_request(samples, tmp_path / "x.pdf")!r})
-print(json.dumps([answer["ok"], pool.processes[0].pid, pool.processes[0].soffice_pid]), flush=True)
+process = pool.processes[0]
+print(json.dumps([answer["ok"], process.pid, process.soffice_pid, str(process.profile)]), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ccweb.settings"}
@@ -303,7 +314,8 @@ os.kill(os.getpid(), signal.SIGKILL)
         [sys.executable, "-c", script], cwd=MAIN_PROJECT, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == -signal.SIGKILL, result.stderr
-    ok, bridge, soffice = __import__("json").loads(result.stdout)
+    ok, bridge, soffice, profile = json.loads(result.stdout)
 
     assert ok
     assert wait_until_gone(bridge) and wait_until_gone(soffice)
+    assert not Path(profile).exists()

@@ -202,7 +202,6 @@ def test_it_extracts_the_text_of_the_pages_asked_for(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == "Second\n\nThird\n"
 
 
-@pytest.mark.skipif(not office.installed(), reason="LibreOffice with python3-uno is not installed")
 def test_it_rebuilds_a_pdf_as_an_editable_docx(tmp_path: Path) -> None:
     src = make_text_pdf(tmp_path / "text.pdf", ["Hello from page one", "And page two"])
 
@@ -214,7 +213,6 @@ def test_it_rebuilds_a_pdf_as_an_editable_docx(tmp_path: Path) -> None:
     assert "Hello from page one" in body and "And page two" in body
 
 
-@pytest.mark.skipif(not office.installed(), reason="LibreOffice with python3-uno is not installed")
 def test_it_checks_the_pdf_before_rebuilding_it(tmp_path: Path) -> None:
     src = tmp_path / "bad.pdf"
     src.write_bytes(b"%PDF-1.7 nothing else")

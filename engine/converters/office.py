@@ -124,6 +124,25 @@ class OfficeTimeout(Exception):
     pass
 
 
+def _group_running(group: int) -> bool:
+    """Whether a process of this group still runs; zombies do not count (init reaps them late, or never)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _parent, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue
+        if pgrp == str(group) and state != "Z":
+            return True
+    return False
+
+
 class OfficeProcess:
     """One bridge and its soffice; not thread-safe (the pool hands it to one caller at a time)."""
 
@@ -171,7 +190,7 @@ class OfficeProcess:
             raise ConversionFailed("CONVERSION_FAILED", "LibreOffice could not be started; try again later.")
         self.soffice_pid = ready["pid"]
 
-    def _reap(self) -> None:
+    def _reap(self, *, wait_for_group: bool = False) -> None:
         if self.process:
             group = self.process.pid
             try:
@@ -181,15 +200,12 @@ class OfficeProcess:
             self.process.wait()
             self.process.stdin.close()
             self.process.stdout.close()
-            # soffice.bin is reaped by init, a moment later. Until it is gone, a new soffice on the
-            # same profile would hand its work to the dying one (LibreOffice is single-instance).
-            deadline = time.monotonic() + STOP_TIMEOUT
-            while time.monotonic() < deadline:
-                try:
-                    os.killpg(group, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.02)
+            if wait_for_group:
+                # soffice.bin outlives the bridge by a moment. A new soffice on the same profile
+                # meanwhile would hand its work to the dying one (LibreOffice is single-instance).
+                deadline = time.monotonic() + STOP_TIMEOUT
+                while _group_running(group) and time.monotonic() < deadline:
+                    time.sleep(0.02)
         self.process = None
         self.soffice_pid = None
 
@@ -212,7 +228,7 @@ class OfficeProcess:
                 self.process.wait(timeout=STOP_TIMEOUT)
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        self._reap()
+        self._reap(wait_for_group=keep_profile)
         if not keep_profile:
             self._drop_profile()
 
@@ -324,6 +340,11 @@ def office_convert(
     if answer.get("error") in ("load", "type"):
         raise ConversionFailed(
             "INVALID_FILE", f"The file is not a valid {label} document, or it is damaged or password-protected."
+        )
+    if answer.get("error") == "crash":
+        raise ConversionFailed(
+            "CONVERSION_FAILED",
+            f"LibreOffice stopped while converting this {label} file; it may be damaged. Try saving it again.",
         )
     if not answer.get("ok") or not dest.exists() or dest.stat().st_size == 0:
         raise ConversionFailed(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,10 +53,11 @@ def kill_session() -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def watch_parent(parent: int) -> None:
-    # The pool talks to us over pipes; if it is gone, nobody will ever ask us to stop.
+def watch_parent(parent: int, profile: str) -> None:
+    # The pool talks to us over pipes; if it is gone, nobody will ever ask us to stop or clean up.
     while os.getppid() == parent:
         time.sleep(1.0)
+    shutil.rmtree(profile, ignore_errors=True)
     kill_session()
 
 
@@ -130,7 +132,7 @@ def main() -> None:
     # Answers go to the original stdout only; anything else that prints lands on stderr.
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
-    threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=watch_parent, args=(os.getppid(), args.profile), daemon=True).start()
 
     def answer(message: dict) -> None:
         answers.write(json.dumps(message) + "\n")
@@ -142,9 +144,11 @@ def main() -> None:
         kill_session()
     answer({"ready": True, "pid": process.pid})
 
+    asked_to_quit = False
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("quit"):
+            asked_to_quit = True
             break
         if process.poll() is not None:  # soffice died between documents: the pool restarts us
             answer({"ok": False, "error": "dead"})
@@ -159,6 +163,8 @@ def main() -> None:
         process.wait(timeout=10)
     except Exception:
         pass
+    if not asked_to_quit:  # stdin closed: the pool died, and its profile would be left behind
+        shutil.rmtree(args.profile, ignore_errors=True)
     kill_session()
 
 
