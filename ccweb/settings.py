@@ -177,9 +177,32 @@ CLOUDCONVERT_MAX_RETRIES = env.int("CLOUDCONVERT_MAX_RETRIES", default=4)
 # --- The engine ---------------------------------------------------------------------------------
 ENGINE_MAX_UPLOAD_SIZE = env.int("ENGINE_MAX_UPLOAD_SIZE", default=1024 * 1024 * 1024)
 ENGINE_URL_EXPIRY = env.int("ENGINE_URL_EXPIRY", default=24 * 3600)
+ENGINE_SYNC_TIMEOUT = env.int("ENGINE_SYNC_TIMEOUT", default=300)
+ENGINE_WEBHOOK_TIMEOUT = env.int("ENGINE_WEBHOOK_TIMEOUT", default=10)
+ENGINE_WEBHOOK_RETRY_DELAYS = env.list("ENGINE_WEBHOOK_RETRY_DELAYS", cast=int, default=[10, 60, 300])
+# import/url refuses loopback, private and link-local addresses unless this is set.
+ENGINE_IMPORT_ALLOW_PRIVATE = env.bool("ENGINE_IMPORT_ALLOW_PRIVATE", default=False)
+ENGINE_IMPORT_TIMEOUT = env.int("ENGINE_IMPORT_TIMEOUT", default=30)
+# Job and task creations per minute; 0 turns the limit off.
+ENGINE_RATE_LIMIT = env.int("ENGINE_RATE_LIMIT", default=500)
+ENGINE_TASK_TIMEOUT = env.int("ENGINE_TASK_TIMEOUT", default=5 * 3600)
+ENGINE_HEARTBEAT_INTERVAL = env.int("ENGINE_HEARTBEAT_INTERVAL", default=30)
+# A processing task whose worker stayed silent this long is retried once, then failed.
+ENGINE_STUCK_AFTER = env.int("ENGINE_STUCK_AFTER", default=300)
+ENGINE_RETENTION = env.int("ENGINE_RETENTION", default=24 * 3600)
+ENGINE_MAINTENANCE_INTERVAL = env.int("ENGINE_MAINTENANCE_INTERVAL", default=60)
+# Warm LibreOffice processes per worker process, each reused for this many documents.
+ENGINE_OFFICE_POOL_SIZE = env.int("ENGINE_OFFICE_POOL_SIZE", default=1)
+ENGINE_OFFICE_MAX_DOCUMENTS = env.int("ENGINE_OFFICE_MAX_DOCUMENTS", default=200)
+ENGINE_OFFICE_TIMEOUT = env.int("ENGINE_OFFICE_TIMEOUT", default=120)
+# The Python that can import LibreOffice's `uno` (Debian's python3 with python3-uno).
+ENGINE_OFFICE_PYTHON = env.str("ENGINE_OFFICE_PYTHON", default="/usr/bin/python3")
 
 # --- Conversions --------------------------------------------------------------------------------
 CONVERSIONS_POLL_MAX_INTERVAL = env.int("CONVERSIONS_POLL_MAX_INTERVAL", default=60)
+# Per user and calendar day; 0 means no limit.
+CONVERSIONS_DAILY_JOB_QUOTA = env.int("CONVERSIONS_DAILY_JOB_QUOTA", default=100)
+CONVERSIONS_MAX_UPLOAD_SIZE = env.int("CONVERSIONS_MAX_UPLOAD_SIZE", default=100 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

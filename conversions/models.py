@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -17,6 +18,8 @@ class ConversionJob(models.Model):
     # A status only moves forwards: late or repeated events never undo a later state.
     STATUS_RANK = {Status.WAITING: 0, Status.PROCESSING: 1, Status.FINISHED: 2, Status.ERROR: 2}
     TERMINAL = frozenset({Status.FINISHED, Status.ERROR})
+    # The job's task exporting its input, so a retry can import the same file again.
+    ORIGINAL_EXPORT = "export-original"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversion_jobs")
@@ -26,6 +29,9 @@ class ConversionJob(models.Model):
     input_filename = models.CharField(max_length=255, blank=True, default="")
     output_format = models.CharField(max_length=16)
     options = models.JSONField(default=dict, blank=True)
+    source_url = models.URLField(max_length=2000, blank=True, default="", help_text="Imported from this URL.")
+    notify_by_email = models.BooleanField(default=False, help_text="E-mail the owner when the job ends.")
+    notified_at = models.DateTimeField(null=True, blank=True)
     percent = models.PositiveSmallIntegerField(default=0)
     error_message = models.TextField(blank=True, default="", help_text="Shown to the user.")
     error_code = models.CharField(max_length=64, blank=True, default="")
@@ -58,6 +64,30 @@ class ConversionJob(models.Model):
         return list(self.payload.get("tasks") or [])
 
     @property
+    def task_rows(self) -> list[dict]:
+        """The API's tasks with how long each took, for the job page."""
+        rows = []
+        for task in self.tasks:
+            row = dict(task)
+            try:
+                started = datetime.fromisoformat(task["started_at"])
+                ended = datetime.fromisoformat(task["ended_at"])
+                row["duration"] = f"{(ended - started).total_seconds():.1f} s"
+            except (KeyError, TypeError, ValueError):
+                row["duration"] = ""
+            rows.append(row)
+        return rows
+
+    @property
+    def original_url(self) -> str:
+        for task in self.tasks:
+            if task.get("name") == self.ORIGINAL_EXPORT and task.get("status") == "finished":
+                files = (task.get("result") or {}).get("files") or []
+                if files:
+                    return str(files[0].get("url") or "")
+        return ""
+
+    @property
     def upload_form(self) -> dict | None:
         """The upload form of the job's import/upload task while it still waits for a file."""
         for task in self.tasks:
@@ -75,6 +105,7 @@ class OutputFile(models.Model):
     size = models.BigIntegerField(null=True, blank=True)
     remote_url = models.TextField(blank=True, default="")
     file = models.FileField(upload_to="outputs/%Y/%m/%d/", blank=True)
+    thumbnail = models.FileField(upload_to="thumbnails/%Y/%m/%d/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -104,3 +135,21 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.remote_job_id}"
+
+
+class Preset(models.Model):
+    """Options a user saved under a name, to convert the next files the same way."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversion_presets")
+    name = models.CharField(max_length=80)
+    output_format = models.CharField(max_length=16)
+    options = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="preset_name_unique_per_user")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -6,10 +6,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from conversions.cloudconvert.client import api_config, get_client
+from conversions.catalogue import Catalogue
 from conversions.cloudconvert.errors import ApiError
-from conversions.models import ConversionJob, OutputFile
+from conversions.models import ConversionJob, OutputFile, Preset
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +20,54 @@ FORMATS_CACHE_SECONDS = 600
 
 def jobs_visible_to(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
     return ConversionJob.objects.filter(user=user).prefetch_related("files")
+
+
+def jobs_matching(user: AbstractBaseUser, *, query: str = "", status: str = "", output_format: str = "") -> QuerySet[ConversionJob]:
+    """The dashboard's list: the user's jobs, searched by file name, filtered by status and format."""
+    jobs = jobs_visible_to(user)
+    if query:
+        jobs = jobs.filter(input_filename__icontains=query)
+    if status:
+        jobs = jobs.filter(status=status)
+    if output_format:
+        jobs = jobs.filter(output_format=output_format)
+    return jobs
+
+
+def jobs_started_today(user: AbstractBaseUser) -> int:
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return ConversionJob.objects.filter(user=user, created_at__gte=start).count()
+
+
+def output_formats_used(user: AbstractBaseUser) -> list[str]:
+    return list(
+        ConversionJob.objects.filter(user=user).order_by("output_format").values_list("output_format", flat=True).distinct()
+    )
+
+
+def presets_of(user: AbstractBaseUser) -> QuerySet[Preset]:
+    return Preset.objects.filter(user=user)
+
+
+def preset_for_user(*, user: AbstractBaseUser, uuid: object) -> Preset:
+    preset = presets_of(user).filter(uuid=uuid).first()
+    if preset is None:
+        raise Http404("No such preset.")
+    return preset
+
+
+def account_credits() -> int | None:
+    """The API account's remaining credits, where the API reports them (CloudConvert does)."""
+    key = f"conversions:credits:{api_config().api_url}"
+    credits = cache.get(key, "unknown")
+    if credits == "unknown":
+        try:
+            credits = get_client().me().get("credits")
+        except ApiError as error:
+            logger.info("could not read the account's credits: %r", error)
+            credits = None
+        cache.set(key, credits, 60)
+    return credits if isinstance(credits, int) else None
 
 
 def job_for_user(*, user: AbstractBaseUser, uuid: object) -> ConversionJob:
@@ -35,23 +85,17 @@ def file_for_user(*, user: AbstractBaseUser, uuid: object) -> OutputFile:
     return output
 
 
-def conversion_formats() -> list[dict]:
-    """The API's convert operations ({input_format, output_format, meta, ...}), cached.
+def conversion_catalogue() -> Catalogue:
+    """What the API converts, with declared options, cached for a few minutes.
 
-    Raises ApiError when the API cannot say; callers explain that to the user."""
-    key = f"conversions:formats:{api_config().api_url}"
-    formats = cache.get(key)
-    if formats is None:
-        formats = [f for f in get_client().list_formats() if f.get("operation", "convert") == "convert"]
-        cache.set(key, formats, FORMATS_CACHE_SECONDS)
-    return formats
-
-
-def output_format_choices() -> list[tuple[str, str]]:
-    """Every output format the API offers, for the picker (sorted, each once)."""
-    try:
-        formats = conversion_formats()
-    except ApiError as error:
-        logger.warning("could not list formats: %r", error)
-        return []
-    return [(f, f.upper()) for f in sorted({str(item["output_format"]) for item in formats})]
+    An empty catalogue means the API could not say; the page explains that to the user."""
+    key = f"conversions:catalogue:{api_config().api_url}"
+    items = cache.get(key)
+    if items is None:
+        try:
+            items = get_client().list_formats(include_options=True)
+        except ApiError as error:
+            logger.warning("could not list formats: %r", error)
+            return Catalogue()
+        cache.set(key, items, FORMATS_CACHE_SECONDS)
+    return Catalogue(items)

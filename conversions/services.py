@@ -9,18 +9,22 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import File
+from django.core.files.base import ContentFile, File
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from conversions.cloudconvert.client import get_client
+from conversions import selectors
+from conversions.cloudconvert.client import api_config, get_client
 from conversions.cloudconvert.errors import ApiError, InvalidData, NotFound, Unauthenticated
-from conversions.models import ConversionJob, OutputFile, WebhookDelivery
+from conversions.models import ConversionJob, OutputFile, Preset, WebhookDelivery
+from conversions.thumbnails import thumbnail_png
 
 logger = logging.getLogger(__name__)
 
 Status = ConversionJob.Status
+ORIGINAL_EXPORT = ConversionJob.ORIGINAL_EXPORT
 
 
 class ConversionError(Exception):
@@ -43,29 +47,64 @@ def webhook_url() -> str:
     return settings.PUBLIC_URL + reverse("conversions:webhook")
 
 
+class QuotaExceeded(ConversionError):
+    pass
+
+
+def job_quota_check(*, user: AbstractBaseUser, count: int = 1) -> None:
+    """Refuse to start jobs beyond the user's daily quota (CONVERSIONS_DAILY_JOB_QUOTA, 0: none)."""
+    quota = settings.CONVERSIONS_DAILY_JOB_QUOTA
+    if quota and selectors.jobs_started_today(user) + count > quota:
+        raise QuotaExceeded(
+            f"You have reached today's limit of {quota} conversions. You can convert more files tomorrow."
+        )
+
+
+def _job_tasks(job: ConversionJob, *, redirect_after_upload: bool) -> dict:
+    if job.source_url:
+        source: dict = {"operation": "import/url", "url": job.source_url}
+        if job.input_filename:
+            source["filename"] = job.input_filename
+    else:
+        source = {"operation": "import/upload"}
+        if redirect_after_upload:
+            source["redirect"] = settings.PUBLIC_URL + job.get_absolute_url()
+        if api_config().is_engine:
+            # The engine's upload URL itself refuses bigger files (CloudConvert has no such option).
+            source["max_file_size"] = settings.CONVERSIONS_MAX_UPLOAD_SIZE
+    return {
+        "import": source,
+        "convert": {"operation": "convert", "input": "import", "output_format": job.output_format, **job.options},
+        "export": {"operation": "export/url", "input": "convert"},
+        # The original stays reachable for a retry as long as the API keeps files (24 h).
+        ORIGINAL_EXPORT: {"operation": "export/url", "input": "import"},
+    }
+
+
 def job_start(
     *,
     user: AbstractBaseUser,
     output_format: str,
     options: dict,
     input_filename: str = "",
+    source_url: str = "",
+    notify_by_email: bool = False,
     redirect_after_upload: bool = True,
 ) -> ConversionJob:
-    """Create the job at the API: an upload waiting for the browser, a convert, an export.
-
-    With redirect_after_upload, a browser's plain form post comes back to the job page."""
+    """Create the job at the API: an upload waiting for the browser (or an import from a URL),
+    a convert and an export. With redirect_after_upload, a browser's plain form post comes
+    back to the job page."""
+    job_quota_check(user=user)
     job = ConversionJob.objects.create(
-        user=user, output_format=output_format, options=options, input_filename=input_filename
+        user=user,
+        output_format=output_format,
+        options=options,
+        input_filename=input_filename,
+        source_url=source_url,
+        notify_by_email=notify_by_email,
     )
     job.tag = str(job.uuid)
-    upload: dict = {"operation": "import/upload"}
-    if redirect_after_upload:
-        upload["redirect"] = settings.PUBLIC_URL + job.get_absolute_url()
-    tasks = {
-        "upload": upload,
-        "convert": {"operation": "convert", "input": "upload", "output_format": output_format, **options},
-        "export": {"operation": "export/url", "input": "convert"},
-    }
+    tasks = _job_tasks(job, redirect_after_upload=redirect_after_upload)
     try:
         payload = get_client().create_job(tasks=tasks, tag=job.tag, webhook_url=webhook_url())
     except ApiError as error:
@@ -83,6 +122,51 @@ def job_start(
 
     transaction.on_commit(lambda: poll_job.using(run_after=timezone.now() + timedelta(seconds=2)).enqueue(job.id, 0))
     return job
+
+
+def job_retry(*, job: ConversionJob) -> ConversionJob:
+    """Convert the same file again, the same way, as a new job."""
+    if job.is_running:
+        raise ConversionError("This conversion is still running.")
+    source_url = job.source_url or job.original_url
+    if not source_url:
+        raise ConversionError("The original file is no longer available. Please upload it again.")
+    return job_start(
+        user=job.user,
+        output_format=job.output_format,
+        options=job.options,
+        input_filename=job.input_filename,
+        source_url=source_url,
+        notify_by_email=job.notify_by_email,
+    )
+
+
+def job_cancel(*, job: ConversionJob) -> ConversionJob:
+    """Cancel every task still waiting or running at the API, then record the outcome."""
+    if not job.is_running:
+        return job
+    client = get_client()
+    for task in job.tasks:
+        if task.get("status") in ("waiting", "processing"):
+            try:
+                client.cancel_task(task["id"])
+            except (InvalidData, NotFound):
+                pass  # it ended meanwhile; the refresh below tells how
+    return job_refresh(job=job)
+
+
+def job_delete(*, job: ConversionJob) -> None:
+    """Delete the job here and at the API (its files there too)."""
+    if job.remote_job_id:
+        try:
+            get_client().delete_job(job.remote_job_id)
+        except NotFound:
+            pass
+    for output in job.files.all():
+        for stored in (output.file, output.thumbnail):
+            if stored:
+                stored.delete(save=False)
+    job.delete()
 
 
 def _status_of(payload: dict) -> str:
@@ -136,6 +220,10 @@ def job_apply_payload(*, payload: dict) -> ConversionJob | None:
             job.error_message, job.error_code = _failure_sentence(tasks)
         if new_status in ConversionJob.TERMINAL:
             job.finished_at = timezone.now()
+            if job.notify_by_email:
+                from conversions.tasks import notify_owner
+
+                transaction.on_commit(lambda: notify_owner.enqueue(job.id))
         job.save()
         created = _record_outputs(job, tasks) if new_status == Status.FINISHED else 0
     if created:
@@ -148,7 +236,7 @@ def job_apply_payload(*, payload: dict) -> ConversionJob | None:
 def _percent(tasks: list[dict], status: str) -> int:
     if status == Status.FINISHED:
         return 100
-    work = [t for t in tasks if t.get("operation") not in ("import/upload", "export/url")]
+    work = [t for t in tasks if not t.get("operation", "").startswith(("import/", "export/"))]
     if not work:
         return 0
     progress = {"finished": lambda t: 100, "processing": lambda t: int(t.get("percent") or 0)}
@@ -168,7 +256,9 @@ def _input_filename(tasks: list[dict]) -> str:
 def _record_outputs(job: ConversionJob, tasks: list[dict]) -> int:
     created = 0
     for task in tasks:
-        if task.get("operation") != "export/url" or task.get("status") != "finished":
+        if task.get("operation") != "export/url" or task.get("name") == ORIGINAL_EXPORT:
+            continue
+        if task.get("status") != "finished":
             continue
         for item in (task.get("result") or {}).get("files") or []:
             _, was_created = OutputFile.objects.update_or_create(
@@ -221,5 +311,37 @@ def output_store(*, output: OutputFile) -> bool:
         get_client().download(output.remote_url, tmp)
         tmp.seek(0)
         output.file.save(output.filename, File(tmp), save=False)
-    OutputFile.objects.filter(pk=output.pk, file="").update(file=output.file.name)
+        tmp.seek(0)
+        preview = thumbnail_png(tmp, output.filename)
+    if preview:
+        output.thumbnail.save(f"{output.uuid}.png", ContentFile(preview), save=False)
+    OutputFile.objects.filter(pk=output.pk, file="").update(file=output.file.name, thumbnail=output.thumbnail.name or "")
     return True
+
+
+def job_notify_owner(*, job_id: int) -> bool:
+    """Tell the owner by e-mail that their conversion ended; at most once per job."""
+    with transaction.atomic():
+        job = ConversionJob.objects.select_for_update().select_related("user").filter(pk=job_id).first()
+        if job is None or not job.notify_by_email or job.notified_at or job.is_running or not job.user.email:
+            return False
+        # Marked before sending: a second run of the task (a retry) sends nothing.
+        ConversionJob.objects.filter(pk=job.pk).update(notified_at=timezone.now())
+    name = job.input_filename or "your file"
+    link = settings.PUBLIC_URL + job.get_absolute_url()
+    if job.status == Status.FINISHED:
+        subject = f"Converted: {name} → {job.output_format.upper()}"
+        body = f"Your conversion of {name} to {job.output_format.upper()} is done.\n\nDownload it here: {link}\n"
+    else:
+        subject = f"Conversion failed: {name}"
+        body = f"Your conversion of {name} to {job.output_format.upper()} failed.\n\n{job.error_message}\n\nDetails: {link}\n"
+    send_mail(subject, body, None, [job.user.email])
+    return True
+
+
+def preset_save(*, user: AbstractBaseUser, name: str, output_format: str, options: dict) -> Preset:
+    """Save (or overwrite) the user's preset of that name."""
+    preset, _ = Preset.objects.update_or_create(
+        user=user, name=name.strip(), defaults={"output_format": output_format, "options": options}
+    )
+    return preset

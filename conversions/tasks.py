@@ -53,3 +53,9 @@ def store_outputs(job_id: int) -> int:
         except ApiError as error:
             logger.warning("file %s: could not be copied yet (%r); the API URL stays in use", output.uuid, error)
     return stored
+
+
+@task()
+def notify_owner(job_id: int) -> bool:
+    """E-mail the owner that a job ended, if they asked for it (once)."""
+    return services.job_notify_owner(job_id=job_id)

@@ -1,73 +1,129 @@
 import json
 import logging
+from collections.abc import Callable
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from conversions import selectors, services
 from conversions.cloudconvert.client import api_config
+from conversions.cloudconvert.errors import ApiError
 from conversions.cloudconvert.webhooks import verify_signature
-from conversions.forms import ConvertForm
+from conversions.forms import OPTION_PREFIX, ConvertForm, DashboardFilterForm
+from conversions.zips import zip_of_outputs
 
 logger = logging.getLogger(__name__)
 
 JOBS_PER_PAGE = 25
 
 
-def _dashboard_page(request: HttpRequest):
-    paginator = Paginator(selectors.jobs_visible_to(request.user), JOBS_PER_PAGE)
-    return paginator.get_page(request.GET.get("page"))
+def _dashboard_page(request: HttpRequest) -> tuple[Page, DashboardFilterForm]:
+    filters = DashboardFilterForm(request.GET or None, formats=selectors.output_formats_used(request.user))
+    jobs = selectors.jobs_matching(request.user, **filters.filters())
+    return Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page")), filters
 
 
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "conversions/dashboard.html", {"page": _dashboard_page(request)})
+    page, filters = _dashboard_page(request)
+    query = {k: v for k, v in request.GET.items() if k != "page" and v}
+    return render(
+        request,
+        "conversions/dashboard.html",
+        {
+            "page": page,
+            "filters": filters,
+            "query": urlencode(query),
+            "credits": selectors.account_credits(),
+        },
+    )
 
 
 @login_required
 @require_GET
 def dashboard_rows(request: HttpRequest) -> HttpResponse:
     """The dashboard's table body, polled by live.js while a job runs."""
-    return render(request, "conversions/_job_rows.html", {"page": _dashboard_page(request)})
+    page, _ = _dashboard_page(request)
+    return render(request, "conversions/_job_rows.html", {"page": page})
+
+
+def _preset_initial(request: HttpRequest) -> dict:
+    if not request.GET.get("preset"):
+        return {}
+    preset = selectors.preset_for_user(user=request.user, uuid=request.GET["preset"])
+    initial = {"output_format": preset.output_format}
+    initial.update({OPTION_PREFIX + name: value for name, value in preset.options.items()})
+    return initial
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def convert(request: HttpRequest) -> HttpResponse:
-    """Step one: the output format and options. The job is created at the API here; the file
-    then goes from the browser straight to the job's upload URL (XHR, or the upload page)."""
+    """Choose format and options (and, with JS, the files). The job is created at the API here;
+    each file then goes from the browser straight to its job's upload URL."""
     wants_json = "application/json" in request.headers.get("Accept", "")
-    choices = selectors.output_format_choices()
-    form = ConvertForm(request.POST or None, output_choices=choices)
-    if not choices:
+    catalogue = selectors.conversion_catalogue()
+    form = ConvertForm(request.POST or None, initial=_preset_initial(request), catalogue=catalogue)
+    if not catalogue:
         messages.error(
             request, "The conversion service cannot be reached right now, so no format can be offered. Try again in a minute."
         )
     if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
         try:
             job = services.job_start(
                 user=request.user,
-                output_format=form.cleaned_data["output_format"],
+                output_format=data["output_format"],
                 options=form.options(),
-                input_filename=form.cleaned_data["filename"],
+                input_filename=data["filename"],
+                source_url=data["source_url"],
+                notify_by_email=data["notify_by_email"],
                 redirect_after_upload=not wants_json,
             )
         except services.ConversionError as error:
             if wants_json:
-                return JsonResponse({"error": str(error)}, status=502)
+                return JsonResponse({"error": str(error)}, status=429 if isinstance(error, services.QuotaExceeded) else 502)
             messages.error(request, str(error))
         else:
+            if data["save_preset_as"]:
+                services.preset_save(
+                    user=request.user, name=data["save_preset_as"], output_format=job.output_format, options=job.options
+                )
             if wants_json:
-                return JsonResponse({"job": str(job.uuid), "job_url": job.get_absolute_url(), "upload": job.upload_form}, status=201)
+                return JsonResponse(
+                    {"job": str(job.uuid), "job_url": job.get_absolute_url(), "upload": job.upload_form}, status=201
+                )
+            if data["source_url"]:
+                return redirect(job)
             return redirect("conversions:job_upload", uuid=job.uuid)
     elif request.method == "POST" and wants_json:
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
-    return render(request, "conversions/convert.html", {"form": form})
+    context = {
+        "form": form,
+        "catalogue": catalogue.for_browser(),
+        "presets": selectors.presets_of(request.user),
+        "max_upload_size": settings.CONVERSIONS_MAX_UPLOAD_SIZE,
+        "quota": settings.CONVERSIONS_DAILY_JOB_QUOTA,
+        "used_today": selectors.jobs_started_today(request.user),
+    }
+    return render(request, "conversions/convert.html", context)
+
+
+@login_required
+@require_POST
+def preset_delete(request: HttpRequest, uuid: str) -> HttpResponse:
+    preset = selectors.preset_for_user(user=request.user, uuid=uuid)
+    preset.delete()
+    messages.success(request, f"The preset “{preset.name}” was deleted.")
+    return redirect("conversions:convert")
 
 
 @login_required
@@ -77,7 +133,11 @@ def job_upload(request: HttpRequest, uuid: str) -> HttpResponse:
     job = selectors.job_for_user(user=request.user, uuid=uuid)
     if job.upload_form is None:
         return redirect(job)
-    return render(request, "conversions/upload.html", {"job": job, "form": job.upload_form})
+    return render(
+        request,
+        "conversions/upload.html",
+        {"job": job, "form": job.upload_form, "max_upload_size": settings.CONVERSIONS_MAX_UPLOAD_SIZE},
+    )
 
 
 @login_required
@@ -95,6 +155,72 @@ def job_status(request: HttpRequest, uuid: str) -> HttpResponse:
     return render(request, "conversions/_job_status.html", {"job": job})
 
 
+def _act(request: HttpRequest, action: Callable[[], object]) -> object:
+    """Run a job action; API trouble becomes a message, never an error page."""
+    try:
+        return action()
+    except services.ConversionError as error:
+        messages.error(request, str(error))
+    except ApiError as error:
+        logger.warning("job action failed: %r", error)
+        messages.error(request, services.api_error_sentence(error))
+    return None
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, uuid: str) -> HttpResponse:
+    job = selectors.job_for_user(user=request.user, uuid=uuid)
+    if _act(request, lambda: services.job_cancel(job=job)):
+        messages.success(request, "The conversion was cancelled.")
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"status": job.status})
+    return redirect(job)
+
+
+@login_required
+@require_POST
+def job_retry(request: HttpRequest, uuid: str) -> HttpResponse:
+    job = selectors.job_for_user(user=request.user, uuid=uuid)
+    new_job = _act(request, lambda: services.job_retry(job=job))
+    if new_job:
+        messages.success(request, "The conversion was started again.")
+        return redirect(new_job)
+    return redirect(job)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_delete(request: HttpRequest, uuid: str) -> HttpResponse:
+    """GET asks for confirmation; POST deletes here and at the API."""
+    job = selectors.job_for_user(user=request.user, uuid=uuid)
+    if request.method == "GET":
+        return render(request, "conversions/job_delete.html", {"job": job})
+    name = job.input_filename or "The conversion"
+    if _act(request, lambda: services.job_delete(job=job) or True):
+        messages.success(request, f"{name} was deleted, with its converted files.")
+        return redirect("conversions:dashboard")
+    return redirect(job)
+
+
+@login_required
+@require_GET
+def job_zip(request: HttpRequest, uuid: str) -> HttpResponse:
+    job = selectors.job_for_user(user=request.user, uuid=uuid)
+    outputs = list(job.files.all())
+    if not outputs:
+        messages.error(request, "This conversion has no files to download.")
+        return redirect(job)
+    try:
+        archive = zip_of_outputs(outputs)
+    except ApiError as error:
+        logger.warning("zip of job %s failed: %r", job.uuid, error)
+        messages.error(request, "Some files could not be fetched from the conversion service. Try again in a minute.")
+        return redirect(job)
+    stem = (job.input_filename.rsplit(".", 1)[0] or "conversion") if job.input_filename else "conversion"
+    return FileResponse(archive, as_attachment=True, filename=f"{stem}-{job.output_format}.zip")
+
+
 @login_required
 @require_GET
 def file_download(request: HttpRequest, uuid: str) -> HttpResponse:
@@ -106,6 +232,17 @@ def file_download(request: HttpRequest, uuid: str) -> HttpResponse:
         return HttpResponseRedirect(output.remote_url)
     messages.error(request, "This file is no longer available. Please convert the original again.")
     return redirect(output.job)
+
+
+@login_required
+@require_GET
+def file_thumbnail(request: HttpRequest, uuid: str) -> HttpResponse:
+    output = selectors.file_for_user(user=request.user, uuid=uuid)
+    if not output.thumbnail:
+        return HttpResponse(status=404)
+    response = FileResponse(output.thumbnail.open("rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 @csrf_exempt

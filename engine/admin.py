@@ -49,9 +49,26 @@ class TaskAdmin(admin.ModelAdmin):
     list_select_related = ("job",)
     exclude = ("payload", "result", "inputs")
     readonly_fields = (
-        "id", "job", "name", "operation", "status", "code", "message", "percent", "credits", "engine",
-        "engine_version", "depends_on", "retry_of", "copy_of", "recoveries", "created_at", "started_at",
-        "ended_at", "payload_pretty", "result_pretty",
+        "id",
+        "job",
+        "name",
+        "operation",
+        "status",
+        "code",
+        "message",
+        "percent",
+        "credits",
+        "engine",
+        "engine_version",
+        "depends_on",
+        "retry_of",
+        "copy_of",
+        "recoveries",
+        "created_at",
+        "started_at",
+        "ended_at",
+        "payload_pretty",
+        "result_pretty",
     )
     inlines = [FileInline]
 

@@ -7,6 +7,7 @@ rather than by Django's HTML handlers.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -58,9 +59,32 @@ def not_found(message: str = "Not found.") -> HttpResponse:
     return error_response(message, "NOT_FOUND", status=404)
 
 
+def json_errors(view: View) -> View:
+    """Unknown ids, bad bodies and unexpected failures as JSON errors, never Django's HTML pages."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            return not_found()
+        except BadRequestBody as error:
+            return invalid_data({"body": [str(error)]})
+        except Exception:
+            logger.exception("Engine error on %s %s", request.method, request.path)
+            return error_response(
+                "The engine failed to handle this request; the error has been logged.",
+                "INTERNAL_ERROR",
+                status=500,
+            )
+
+    return wrapper
+
+
 def endpoint(*, public: bool = False, **handlers: View) -> View:
     """One URL, one view per HTTP method (`GET=..., POST=...`), all behind the API conventions."""
     allowed = sorted(handlers)
+    handlers = {method: json_errors(handler) for method, handler in handlers.items()}
 
     @csrf_exempt
     def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -75,19 +99,7 @@ def endpoint(*, public: bool = False, **handlers: View) -> View:
             )
             response["Allow"] = ", ".join(allowed)
             return response
-        try:
-            return handler(request, *args, **kwargs)
-        except Http404:
-            return not_found()
-        except BadRequestBody as error:
-            return invalid_data({"body": [str(error)]})
-        except Exception:
-            logger.exception("Engine API error on %s %s", request.method, request.path)
-            return error_response(
-                "The engine failed to handle this request; the error has been logged.",
-                "INTERNAL_ERROR",
-                status=500,
-            )
+        return handler(request, *args, **kwargs)
 
     return view
 

@@ -31,7 +31,9 @@ def _check_host(url: str) -> None:
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except OSError:
-        raise ConversionFailed("IMPORT_FAILED", f"The host {host} could not be resolved; check the URL.") from None
+        raise ConversionFailed(
+            "IMPORT_FAILED", f"The host {host} could not be resolved; check the URL."
+        ) from None
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not ip.is_global or ip.is_multicast:
@@ -56,7 +58,9 @@ def fetch_url(url: str, target: Path, *, headers: dict[str, str]) -> str:
         for _ in range(MAX_REDIRECTS + 1):
             _check_host(url)
             try:
-                response = session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=False)
+                response = session.get(
+                    url, headers=headers, stream=True, timeout=timeout, allow_redirects=False
+                )
             except requests.RequestException as error:
                 raise ConversionFailed("IMPORT_FAILED", f"The URL could not be fetched: {error}.") from None
             with response:
@@ -65,7 +69,8 @@ def fetch_url(url: str, target: Path, *, headers: dict[str, str]) -> str:
                     continue
                 if response.status_code >= 400:
                     raise ConversionFailed(
-                        "IMPORT_FAILED", f"The URL answered HTTP {response.status_code}; check that it is public."
+                        "IMPORT_FAILED",
+                        f"The URL answered HTTP {response.status_code}; check that it is public.",
                     )
                 received = 0
                 with target.open("wb") as sink:
@@ -73,7 +78,8 @@ def fetch_url(url: str, target: Path, *, headers: dict[str, str]) -> str:
                         received += len(chunk)
                         if received > limit:
                             raise ConversionFailed(
-                                "FILE_TOO_LARGE", f"The file at the URL is larger than the engine accepts ({limit} bytes)."
+                                "FILE_TOO_LARGE",
+                                f"The file at the URL is larger than the engine accepts ({limit} bytes).",
                             )
                         sink.write(chunk)
                 return _filename(response, url)

@@ -43,16 +43,21 @@ def recover_stuck_tasks() -> int:
     for task in stale:
         handled += 1
         if task.recoveries < 1:
-            requeued = Task.objects.filter(pk=task.pk, status=Task.Status.PROCESSING, recoveries=task.recoveries).update(
-                status=Task.Status.WAITING, recoveries=task.recoveries + 1, percent=0, heartbeat_at=None
-            )
+            requeued = Task.objects.filter(
+                pk=task.pk, status=Task.Status.PROCESSING, recoveries=task.recoveries
+            ).update(status=Task.Status.WAITING, recoveries=task.recoveries + 1, percent=0, heartbeat_at=None)
             if requeued:
                 logger.warning("Engine task %s lost its worker; queued again.", task.pk)
                 with transaction.atomic():
                     runner.schedule([task.pk])
         else:
             logger.error("Engine task %s lost its worker twice; failing it.", task.pk)
-            runner.task_fail(str(task.pk), code=WORKER_LOST[0], message=WORKER_LOST[1], from_statuses=[Task.Status.PROCESSING])
+            runner.task_fail(
+                str(task.pk),
+                code=WORKER_LOST[0],
+                message=WORKER_LOST[1],
+                from_statuses=[Task.Status.PROCESSING],
+            )
     return handled
 
 
@@ -63,7 +68,10 @@ def enforce_timeouts() -> int:
     for task in Task.objects.filter(status=Task.Status.PROCESSING, started_at__isnull=False):
         if task.started_at + timedelta(seconds=runner.task_timeout(task)) < now:
             failed += runner.task_fail(
-                str(task.pk), code="TIMEOUT", message=runner.timed_out_message(task), from_statuses=[Task.Status.PROCESSING]
+                str(task.pk),
+                code="TIMEOUT",
+                message=runner.timed_out_message(task),
+                from_statuses=[Task.Status.PROCESSING],
             )
     return failed
 
@@ -88,7 +96,9 @@ def delete_expired() -> int:
     nobody sent within that time."""
     cutoff = timezone.now() - timedelta(seconds=_seconds("ENGINE_RETENTION", DEFAULT_RETENTION))
     deleted = 0
-    for job in Job.objects.filter(Q(ended_at__lt=cutoff) | Q(ended_at__isnull=True, status=Job.Status.WAITING, created_at__lt=cutoff)):
+    for job in Job.objects.filter(
+        Q(ended_at__lt=cutoff) | Q(ended_at__isnull=True, status=Job.Status.WAITING, created_at__lt=cutoff)
+    ):
         services.job_delete(job=job)
         deleted += 1
     for task in Task.objects.filter(job__isnull=True).filter(
@@ -118,7 +128,9 @@ def claim_turn() -> bool:
     Chore.objects.get_or_create(name=CHORE, defaults={"next_run_at": now})
     # A little slack: run_after is "not before", and clocks of workers differ slightly.
     return bool(
-        Chore.objects.filter(name=CHORE, next_run_at__lte=now + timedelta(seconds=5)).update(next_run_at=now + interval())
+        Chore.objects.filter(name=CHORE, next_run_at__lte=now + timedelta(seconds=5)).update(
+            next_run_at=now + interval()
+        )
     )
 
 

@@ -93,14 +93,20 @@ class Task(models.Model):
             models.Index(fields=["status", "started_at"], name="engine_task_status_started"),
             # The rate limit and retention look at standalone tasks by creation / end time.
             models.Index(
-                fields=["created_at"], condition=models.Q(job__isnull=True), name="engine_task_standalone_created"
+                fields=["created_at"],
+                condition=models.Q(job__isnull=True),
+                name="engine_task_standalone_created",
             ),
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["job", "name"], condition=models.Q(job__isnull=False), name="engine_task_name_unique_in_job"
+                fields=["job", "name"],
+                condition=models.Q(job__isnull=False),
+                name="engine_task_name_unique_in_job",
             ),
-            models.CheckConstraint(condition=models.Q(percent__lte=100), name="engine_task_percent_at_most_100"),
+            models.CheckConstraint(
+                condition=models.Q(percent__lte=100), name="engine_task_percent_at_most_100"
+            ),
         ]
 
     def __str__(self) -> str:

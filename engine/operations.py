@@ -27,11 +27,15 @@ from engine.validation import EXPORT_OPERATIONS
 class Outcome:
     files: list[File]
     result: dict | None = None
+    # What the catalogue lists per conversion (imports and exports are free, as on CloudConvert).
+    credits: int = 0
 
 
 def input_files(task: Task) -> list[File]:
     """The files of the tasks this one reads, in the order of its `input`."""
-    order = Case(*[When(task_id=pk, then=i) for i, pk in enumerate(task.depends_on)], output_field=IntegerField())
+    order = Case(
+        *[When(task_id=pk, then=i) for i, pk in enumerate(task.depends_on)], output_field=IntegerField()
+    )
     files = list(File.objects.filter(task_id__in=task.depends_on).order_by(order, "created_at", "filename"))
     if not files:
         raise ConversionFailed("INPUT_TASK_FAILED", "The input task produced no files to work on.")
@@ -74,6 +78,7 @@ def process(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outco
     sources = input_files(task)
     output_format = converters.normalize_format(payload.get("output_format") or "")
     produced: list[Path] = []
+    credits = 0
     for index, source in enumerate(sources):
         input_format = converters.normalize_format(
             payload.get("input_format") or PurePosixPath(source.filename).suffix
@@ -99,12 +104,16 @@ def process(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outco
         produced += conversion.run(
             src, out_dir, output_format=conversion.output_format, options=options, stem=stem
         )
+        credits += int(conversion.as_api()["credits"])
         progress(int(100 * (index + 1) / len(sources)))
     if not produced:
         raise ConversionFailed("CONVERSION_FAILED", "The conversion produced no output file.")
     pattern = payload.get("filename")
-    files = [store_file(task, _output_name(pattern, path, i, len(produced)), path) for i, path in enumerate(produced)]
-    return Outcome(files=files)
+    files = [
+        store_file(task, _output_name(pattern, path, i, len(produced)), path)
+        for i, path in enumerate(produced)
+    ]
+    return Outcome(files=files, credits=credits)
 
 
 def export_url(task: Task, workdir: Path) -> Outcome:
@@ -125,7 +134,11 @@ def export_url(task: Task, workdir: Path) -> Outcome:
         sources = files
     result = {
         "files": [
-            {"filename": f.filename, "size": f.size, "url": signing.download_url(str(f.id), f.filename, inline=inline)}
+            {
+                "filename": f.filename,
+                "size": f.size,
+                "url": signing.download_url(str(f.id), f.filename, inline=inline),
+            }
             for f in sources
         ]
     }

@@ -44,7 +44,7 @@ def is_runnable(task: Task) -> bool:
 
 
 def inputs_state(task: Task) -> str:
-    """"ready" when every input finished, "failed" when one failed, otherwise "pending"."""
+    """ "ready" when every input finished, "failed" when one failed, otherwise "pending"."""
     statuses = set(Task.objects.filter(pk__in=task.depends_on).values_list("status", flat=True))
     found = Task.objects.filter(pk__in=task.depends_on).count()
     if Task.Status.ERROR in statuses or found < len(task.depends_on):
@@ -57,11 +57,17 @@ def inputs_state(task: Task) -> str:
 def claim(task_id: str) -> Task | None:
     """Move a waiting task to processing; None if someone else already did (or it is gone)."""
     claimed = Task.objects.filter(pk=task_id, status=Task.Status.WAITING).update(
-        status=Task.Status.PROCESSING, started_at=timezone.now(), heartbeat_at=timezone.now(), percent=0, message=None
+        status=Task.Status.PROCESSING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        percent=0,
+        message=None,
     )
     if not claimed:
         return None
-    task = Task.objects.select_related("job").get(pk=task_id)
+    task = Task.objects.select_related("job").filter(pk=task_id).first()
+    if task is None:
+        return None  # deleted right after the claim
     if task.job_id:
         job_settle(task.job_id)
     return task
@@ -119,7 +125,10 @@ def task_fail(task_id: str, *, code: str, message: str, from_statuses: Iterable[
             current = failed.pop()
             for dependent in current.dependents.filter(status=Task.Status.WAITING):
                 if Task.objects.filter(pk=dependent.pk, status=Task.Status.WAITING).update(
-                    status=Task.Status.ERROR, code=INPUT_TASK_FAILED[0], message=INPUT_TASK_FAILED[1], ended_at=now
+                    status=Task.Status.ERROR,
+                    code=INPUT_TASK_FAILED[0],
+                    message=INPUT_TASK_FAILED[1],
+                    ended_at=now,
                 ):
                     failed.append(dependent)
         if task.job_id:
@@ -145,7 +154,8 @@ def job_settle(job_id: str) -> None:
         tasks = list(job.tasks.values_list("status", "payload"))
         statuses = [status for status, _ in tasks]
         failed = any(
-            status == Task.Status.ERROR and not (isinstance(payload, dict) and payload.get("ignore_error") is True)
+            status == Task.Status.ERROR
+            and not (isinstance(payload, dict) and payload.get("ignore_error") is True)
             for status, payload in tasks
         )
         now = timezone.now()
@@ -200,7 +210,9 @@ class Heartbeat(threading.Thread):
         interval = float(getattr(settings, "ENGINE_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL))
         try:
             while not self.stopped.wait(interval):
-                Task.objects.filter(pk=self.task_id, status=Task.Status.PROCESSING).update(heartbeat_at=timezone.now())
+                Task.objects.filter(pk=self.task_id, status=Task.Status.PROCESSING).update(
+                    heartbeat_at=timezone.now()
+                )
         finally:
             connection.close()
 
@@ -214,7 +226,9 @@ def execute(task_id: str) -> None:
         return
 
     def progress(percent: int) -> None:
-        Task.objects.filter(pk=task.pk, status=Task.Status.PROCESSING).update(percent=max(0, min(99, percent)))
+        Task.objects.filter(pk=task.pk, status=Task.Status.PROCESSING).update(
+            percent=max(0, min(99, percent))
+        )
 
     workdir = Path(tempfile.mkdtemp(prefix=f"ccweb-engine-{task.pk}-"))
     heartbeat = Heartbeat(task_id)
@@ -237,7 +251,7 @@ def execute(task_id: str) -> None:
             from_statuses=[Task.Status.PROCESSING],
         )
     else:
-        task_finish(task, files=outcome.files, result=outcome.result)
+        task_finish(task, files=outcome.files, result=outcome.result, credits=outcome.credits)
     finally:
         heartbeat.stopped.set()
         heartbeat.join()

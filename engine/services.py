@@ -10,7 +10,14 @@ from django.db import transaction
 from engine import runner, signing
 from engine.models import File, Job, Task
 from engine.storage import discard_files, store_file
-from engine.validation import TaskSpec, ValidationFailed, check_task, format_of, input_list, produced_format
+from engine.validation import (
+    TaskSpec,
+    ValidationFailed,
+    check_task,
+    format_of,
+    input_list,
+    produced_format,
+)
 
 WAITING_FOR_UPLOAD = "Waiting for file upload"
 
@@ -48,7 +55,9 @@ def _start(tasks: list[Task]) -> None:
     for task in tasks:
         state = runner.inputs_state(task) if task.depends_on else "ready"
         if state == "failed":
-            runner.task_fail(str(task.pk), code=runner.INPUT_TASK_FAILED[0], message=runner.INPUT_TASK_FAILED[1])
+            runner.task_fail(
+                str(task.pk), code=runner.INPUT_TASK_FAILED[0], message=runner.INPUT_TASK_FAILED[1]
+            )
         elif state == "ready" and runner.is_runnable(task):
             runner.schedule([task.pk])
 
@@ -163,9 +172,15 @@ class UploadRejected(Exception):
 def upload_receive(*, task: Task, filename: str, content: IO[bytes]) -> Task:
     """Store an uploaded file as the result of its import/upload task and start what follows."""
     if task.operation != "import/upload" or task.status != Task.Status.WAITING:
-        raise UploadRejected(422, "INVALID_DATA", "This task is not waiting for an upload (already uploaded, failed or cancelled).")
+        raise UploadRejected(
+            422,
+            "INVALID_DATA",
+            "This task is not waiting for an upload (already uploaded, failed or cancelled).",
+        )
     file = store_file(task, filename, content)
     if not runner.task_finish(task, files=[file], from_status=Task.Status.WAITING):
-        raise UploadRejected(422, "INVALID_DATA", "This task stopped waiting for an upload while the file arrived.")
+        raise UploadRejected(
+            422, "INVALID_DATA", "This task stopped waiting for an upload while the file arrived."
+        )
     task.refresh_from_db()
     return task

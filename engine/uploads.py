@@ -4,14 +4,24 @@ and the upload stops as soon as it grows past ENGINE_MAX_UPLOAD_SIZE."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.files.uploadhandler import SkipFile, StopUpload, TemporaryFileUploadHandler
+from django.core.files.uploadhandler import (
+    SkipFile,
+    StopUpload,
+    TemporaryFileUploadHandler,
+)
 
 DEFAULT_MAX_UPLOAD_SIZE = 1024 * 1024 * 1024
 FILE_FIELD = "file"
 
 
-def max_upload_size() -> int:
-    return int(getattr(settings, "ENGINE_MAX_UPLOAD_SIZE", DEFAULT_MAX_UPLOAD_SIZE))
+def max_upload_size(payload: dict | None = None) -> int:
+    """The engine-wide limit, lowered by the task's own `max_file_size` (an engine extension:
+    ccweb sets it so its upload limit holds even for clients that skip its form)."""
+    limit = int(getattr(settings, "ENGINE_MAX_UPLOAD_SIZE", DEFAULT_MAX_UPLOAD_SIZE))
+    own = (payload or {}).get("max_file_size")
+    if isinstance(own, int) and not isinstance(own, bool) and own > 0:
+        return min(limit, own)
+    return limit
 
 
 class LimitedUploadHandler(TemporaryFileUploadHandler):

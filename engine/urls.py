@@ -28,10 +28,11 @@ api_v2 = [
     re_path(r"^(?P<operation>[a-z0-9-]+(?:/[a-z0-9-]+)*)$", tasks.operation_route, name="task-create"),
 ]
 
+# A URL resolves before its method is looked at, so these keep the other methods of their path.
 sync_v2 = [
-    path("jobs", endpoint(POST=sync.job_create_wait), name="sync-jobs"),
-    path("jobs/<str:job_id>", endpoint(GET=sync.job_wait), name="sync-job"),
-    path("tasks/<str:task_id>", endpoint(GET=sync.task_wait), name="sync-task"),
+    path("jobs", endpoint(GET=jobs.job_list, POST=sync.job_create_wait), name="sync-jobs"),
+    path("jobs/<str:job_id>", endpoint(GET=sync.job_wait, DELETE=jobs.job_delete), name="sync-job"),
+    path("tasks/<str:task_id>", endpoint(GET=sync.task_wait, DELETE=tasks.task_delete), name="sync-task"),
 ]
 
 urlpatterns = [

@@ -21,8 +21,18 @@ EXPORT_OPERATIONS = frozenset({"export/url"})
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 # Keys with a meaning of their own; every other key of a processing task is a conversion option.
 COMMON_KEYS = frozenset(
-    {"operation", "name", "input", "input_format", "output_format", "engine", "engine_version",
-     "filename", "timeout", "ignore_error"}
+    {
+        "operation",
+        "name",
+        "input",
+        "input_format",
+        "output_format",
+        "engine",
+        "engine_version",
+        "filename",
+        "timeout",
+        "ignore_error",
+    }
 )
 
 
@@ -79,7 +89,9 @@ def format_of(filename: str | None) -> str | None:
     return converters.normalize_format(suffix) if suffix else None
 
 
-def check_task(payload: dict, operation: str, *, known_formats: dict[str, str | None]) -> dict[str, list[str]]:
+def check_task(
+    payload: dict, operation: str, *, known_formats: dict[str, str | None]
+) -> dict[str, list[str]]:
     """Errors for one task payload, keyed by field. `known_formats` maps each input name/id to the
     format of the file it will produce when that can be told at creation time."""
     errors: dict[str, list[str]] = {}
@@ -91,6 +103,9 @@ def check_task(payload: dict, operation: str, *, known_formats: dict[str, str | 
         redirect = payload.get("redirect")
         if redirect is not None and not is_http_url(redirect):
             add("redirect", "The redirect must be a valid http(s) URL.")
+        limit = payload.get("max_file_size")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+            add("max_file_size", "The max file size must be a positive number of bytes.")
     elif operation == "import/url":
         if not is_http_url(payload.get("url")):
             add("url", "The url must be a valid http(s) URL without spaces.")
@@ -98,7 +113,8 @@ def check_task(payload: dict, operation: str, *, known_formats: dict[str, str | 
             add("filename", message)
         headers = payload.get("headers")
         if headers is not None and not (
-            isinstance(headers, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+            isinstance(headers, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
         ):
             add("headers", "The headers must be an object of strings.")
     elif operation in ("import/base64", "import/raw"):
@@ -135,7 +151,9 @@ def _check_processing(payload: dict, operation: str, known_formats: dict[str, st
     if (message := _filename_error(payload.get("filename"), required=False)) is not None:
         add("filename", message)
     output_format = converters.normalize_format(output_format or "")
-    candidates = [c for c in converters.available(operation) if not output_format or c.output_format == output_format]
+    candidates = [
+        c for c in converters.available(operation) if not output_format or c.output_format == output_format
+    ]
     if not candidates:
         add("output_format", f"The engine cannot produce {output_format or 'this'} files with {operation}.")
         return

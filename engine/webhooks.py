@@ -48,7 +48,9 @@ def announce_job(*, job_id: str, event: str) -> None:
         return
     body = dumps({"event": event, "job": job_to_api(job)})
     for url, webhook_id in targets:
-        transaction.on_commit(lambda url=url, webhook_id=webhook_id: deliver_webhook.enqueue(url, body, webhook_id, 0))
+        transaction.on_commit(
+            lambda url=url, webhook_id=webhook_id: deliver_webhook.enqueue(url, body, webhook_id, 0)
+        )
 
 
 def _secret(webhook_id: str | None) -> str | None:

@@ -15,13 +15,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_a_user_converts_a_png_to_jpg_and_downloads_it(page, alice, worker, tmp_path):
     log_in(page, "alice", "alice-password")
     page.get_by_role("link", name="New conversion").first.click()
-    page.get_by_label("Convert to").select_option("jpg")
     source = tmp_path / "sunset.png"
     source.write_bytes(png_bytes((80, 60)))
-    page.get_by_label("File").set_input_files(str(source))
+    page.get_by_label("choose files").set_input_files(str(source))
+    page.get_by_label("Convert to", exact=True).select_option("jpg")
     page.get_by_role("button", name="Convert").click()
-
-    page.wait_for_url("**/")
+    expect(page.locator("#file-list li", has_text="sunset.png")).to_contain_text("Uploaded")
+    page.get_by_role("link", name="Follow them on the dashboard").click()
     row = page.locator("#job-rows tr", has_text="sunset.png")
     # The row changes without a reload: live.js polls the fragment endpoint.
     expect(row.locator(".status")).to_have_text("Finished", timeout=60_000)
@@ -37,7 +37,7 @@ def test_without_javascript_the_two_step_form_still_converts(browser, live_engin
     page = context.new_page()
     log_in(page, "alice", "alice-password")
     page.goto("/convert/")
-    page.get_by_label("Convert to").select_option("jpg")
+    page.get_by_label("Convert to", exact=True).select_option("jpg")
     page.get_by_role("button", name="Convert").click()
     page.wait_for_url("**/upload/")
     source = tmp_path / "plain.png"

@@ -90,7 +90,7 @@ def test_a_three_page_pdf_becomes_three_pngs(client, alice, live_engine, worker)
 
 def test_the_pages_option_reaches_the_converter(client, alice, live_engine, worker):
     client.force_login(alice)
-    job = start_and_upload(client, "png", "report.pdf", pdf_bytes(4), pages="2-3")
+    job = start_and_upload(client, "png", "report.pdf", pdf_bytes(4), option_pages="2-3")
     wait_for(lambda: finished(job))
     assert job.files.count() == 2
 

@@ -56,7 +56,11 @@ def test_it_ignores_extra_keys_and_null_tag_and_webhook(api: Client) -> None:
 
 
 def test_it_answers_401_without_or_with_a_wrong_key(client: Client) -> None:
-    for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}, {"HTTP_AUTHORIZATION": settings.ENGINE_API_KEY}):
+    for headers in (
+        {},
+        {"HTTP_AUTHORIZATION": "Bearer wrong"},
+        {"HTTP_AUTHORIZATION": settings.ENGINE_API_KEY},
+    ):
         response = client.get("/engine/v2/jobs", **headers)
         assert response.status_code == 401
         assert response.json() == {"message": "Unauthenticated.", "code": "UNAUTHENTICATED"}
@@ -80,9 +84,19 @@ def test_it_names_each_invalid_field_of_each_task(api: Client) -> None:
         "bad name!": {"operation": "import/upload"},
         "teleport": {"operation": "teleport"},
         "export": {"operation": "export/url", "input": "missing"},
-        "resize": {"operation": "convert", "input": "upload", "input_format": "png", "output_format": "jpg",
-                   "quality": 500},
-        "impossible": {"operation": "convert", "input": "upload", "input_format": "png", "output_format": "docx"},
+        "resize": {
+            "operation": "convert",
+            "input": "upload",
+            "input_format": "png",
+            "output_format": "jpg",
+            "quality": 500,
+        },
+        "impossible": {
+            "operation": "convert",
+            "input": "upload",
+            "input_format": "png",
+            "output_format": "docx",
+        },
     }
     errors = post(api, "v2/jobs", {"tasks": tasks}).json()["errors"]
     assert set(errors) == {
@@ -107,7 +121,12 @@ def test_it_refuses_a_cycle_of_inputs(api: Client) -> None:
 
 
 def test_it_answers_json_404_for_unknown_ids_and_routes(api: Client) -> None:
-    for path in ("v2/jobs/00000000-0000-0000-0000-000000000000", "v2/tasks/not-a-uuid", "v2/nothing/here", "x"):
+    for path in (
+        "v2/jobs/00000000-0000-0000-0000-000000000000",
+        "v2/tasks/not-a-uuid",
+        "v2/nothing/here",
+        "x",
+    ):
         response = api.get(f"/engine/{path}")
         assert response.status_code == 404, path
         assert response.json()["code"] == "NOT_FOUND"
@@ -130,7 +149,11 @@ def test_it_shows_lists_and_filters_jobs_with_a_simple_paginator(api: Client) ->
     assert page["links"]["last"] is None and page["links"]["prev"] is None
     assert page["links"]["next"].startswith(f"{settings.ENGINE_URL}/v2/jobs?")
     assert page["meta"] == {
-        "current_page": 1, "from": 1, "path": f"{settings.ENGINE_URL}/v2/jobs", "per_page": 1, "to": 1,
+        "current_page": 1,
+        "from": 1,
+        "path": f"{settings.ENGINE_URL}/v2/jobs",
+        "per_page": 1,
+        "to": 1,
     }
     second = api.get("/engine/v2/jobs", {"filter[tag]": "a", "per_page": 1, "page": 2}).json()
     assert second["links"]["next"] is None
@@ -152,7 +175,9 @@ def test_it_shows_a_task_with_payload_on_request(api: Client) -> None:
     convert = job["tasks"][1]
     shown = api.get(f"/engine/v2/tasks/{convert['id']}").json()["data"]
     assert "payload" not in shown
-    shown = api.get(f"/engine/v2/tasks/{convert['id']}", {"include": "payload,depends_on_tasks"}).json()["data"]
+    shown = api.get(f"/engine/v2/tasks/{convert['id']}", {"include": "payload,depends_on_tasks"}).json()[
+        "data"
+    ]
     assert shown["payload"]["output_format"] == "jpg"
     assert shown["depends_on_tasks"][0]["id"] == job["tasks"][0]["id"]
 
@@ -203,3 +228,23 @@ def test_it_lists_formats_without_a_key_and_filters_them(client: Client) -> None
 
     only_png = client.get("/engine/v2/convert/formats", {"filter[output_format]": "png"}).json()["data"]
     assert only_png and all(f["output_format"] == "png" and "options" not in f for f in only_png)
+
+
+def test_an_unexpected_error_is_a_json_500_without_details(api: Client, monkeypatch, caplog) -> None:
+    def explode(**kwargs: object) -> None:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr("engine.services.job_create", explode)
+
+    response = post(api, "v2/jobs", {"tasks": CONVERT_TO_JPG})
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "INTERNAL_ERROR"
+    assert "fire" not in response.content.decode()
+    assert "database on fire" in caplog.text
+
+
+def test_a_body_that_is_not_a_json_object_is_invalid_data(api: Client) -> None:
+    response = api.post("/engine/v2/jobs", data="[1, 2", content_type="application/json")
+    assert response.status_code == 422
+    assert response.json()["errors"]["body"]

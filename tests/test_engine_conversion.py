@@ -27,6 +27,8 @@ def test_a_png_becomes_a_jpeg_behind_a_signed_export_url(live_engine: str, worke
     assert job["started_at"] and job["ended_at"]
     convert = task_named(job, "convert")
     assert (convert["status"], convert["engine"], convert["percent"]) == ("finished", "pillow", 100)
+    assert convert["engine_version"] and convert["credits"] == 1
+    assert task_named(job, "upload")["credits"] == task_named(job, "export")["credits"] == 0
     assert convert["result"]["files"][0]["filename"] == "photo.jpg"
     (exported,) = task_named(job, "export")["result"]["files"]
     assert exported["filename"] == "photo.jpg"
@@ -46,7 +48,12 @@ def test_a_three_page_pdf_becomes_three_pngs_each_with_its_url(live_engine: str,
     job = api.create_job(
         {
             "upload": {"operation": "import/upload"},
-            "convert": {"operation": "convert", "input": "upload", "output_format": "png", "pixel_density": 72},
+            "convert": {
+                "operation": "convert",
+                "input": "upload",
+                "output_format": "png",
+                "pixel_density": 72,
+            },
             "export": {"operation": "export/url", "input": ["convert"], "inline": True},
         }
     )
@@ -78,7 +85,11 @@ def test_a_corrupt_png_fails_the_conversion_the_export_and_the_job(live_engine: 
     assert convert["code"] and convert["code"] != "INTERNAL_ERROR"
     assert "PNG" in convert["message"]
     export = task_named(job, "export")
-    assert (export["status"], export["code"], export["message"]) == ("error", "INPUT_TASK_FAILED", "Input task has failed")
+    assert (export["status"], export["code"], export["message"]) == (
+        "error",
+        "INPUT_TASK_FAILED",
+        "Input task has failed",
+    )
 
 
 def test_an_unsupported_pair_found_at_run_time_fails_with_a_sentence(live_engine: str, worker) -> None:
@@ -98,7 +109,12 @@ def test_an_archive_export_zips_several_files(live_engine: str, worker) -> None:
     job = api.create_job(
         {
             "upload": {"operation": "import/upload"},
-            "convert": {"operation": "convert", "input": "upload", "output_format": "png", "pixel_density": 72},
+            "convert": {
+                "operation": "convert",
+                "input": "upload",
+                "output_format": "png",
+                "pixel_density": 72,
+            },
             "export": {"operation": "export/url", "input": "convert", "archive_multiple_files": True},
         }
     )

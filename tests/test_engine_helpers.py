@@ -30,7 +30,9 @@ class Api:
         return self.session.get(f"{self.base}/{path}", timeout=60, **kwargs)
 
     def post(self, path: str, body: dict | None = None, **kwargs: object) -> requests.Response:
-        return self.session.post(f"{self.base}/{path}", json=body if body is not None else {}, timeout=60, **kwargs)
+        return self.session.post(
+            f"{self.base}/{path}", json=body if body is not None else {}, timeout=60, **kwargs
+        )
 
     def delete(self, path: str) -> requests.Response:
         return self.session.delete(f"{self.base}/{path}", timeout=60)

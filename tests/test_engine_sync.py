@@ -56,8 +56,11 @@ def test_sync_get_answers_the_current_state_after_the_timeout(live_engine: str, 
 def test_sync_post_job_with_redirect_answers_302_to_the_export(live_engine: str, worker) -> None:
     api = Api(live_engine)
     tasks = {
-        "import": {"operation": "import/base64", "file": base64.b64encode(png_bytes()).decode(),
-                   "filename": "small.png"},
+        "import": {
+            "operation": "import/base64",
+            "file": base64.b64encode(png_bytes()).decode(),
+            "filename": "small.png",
+        },
         "convert": {"operation": "convert", "input": "import", "output_format": "jpg"},
         "export": {"operation": "export/url", "input": "convert"},
     }
@@ -70,3 +73,14 @@ def test_sync_post_job_with_redirect_answers_302_to_the_export(live_engine: str,
     created = api.post("sync/v2/jobs", {"tasks": tasks})
     assert created.status_code == 201
     assert created.json()["data"]["status"] == "finished"
+
+
+def test_sync_get_job_with_redirect_answers_302_to_the_first_export(live_engine: str, worker) -> None:
+    api = Api(live_engine)
+    job = api.create_job(CONVERT_TO_JPG)
+    upload(task_named(job, "upload"), png_bytes(), "photo.png")
+
+    response = api.get(f"sync/v2/jobs/{job['id']}", params={"redirect": "true"}, allow_redirects=False)
+
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(f"{live_engine}/storage/files/")

@@ -43,12 +43,17 @@ def test_it_accepts_lowercase_unquoted_part_headers_like_the_node_sdk(live_engin
         for key, value in form["parameters"].items()
     ]
     parts.append(
-        f"--{boundary}\r\ncontent-disposition:form-data;name=\"file\";filename=node.png\r\n"
-        f"content-type:application/octet-stream\r\n\r\n".encode() + png_bytes() + b"\r\n"
+        f'--{boundary}\r\ncontent-disposition:form-data;name="file";filename=node.png\r\n'
+        f"content-type:application/octet-stream\r\n\r\n".encode()
+        + png_bytes()
+        + b"\r\n"
     )
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     response = requests.post(
-        form["url"], data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}, timeout=30
+        form["url"],
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        timeout=30,
     )
     assert response.status_code == 201, response.text
     assert File.objects.get(task_id=task["id"]).filename == "node.png"
@@ -142,7 +147,9 @@ def test_it_refuses_a_second_upload_to_the_same_task(live_engine: str) -> None:
 def test_it_requires_the_file_field(live_engine: str) -> None:
     task = Api(live_engine).create_job(UPLOAD_ONLY)["tasks"][0]
     form = task["result"]["form"]
-    response = requests.post(form["url"], data=form["parameters"], files={"other": ("a.png", b"x")}, timeout=30)
+    response = requests.post(
+        form["url"], data=form["parameters"], files={"other": ("a.png", b"x")}, timeout=30
+    )
     assert response.status_code == 422
     assert response.json()["errors"]["file"]
 
@@ -150,9 +157,26 @@ def test_it_requires_the_file_field(live_engine: str) -> None:
 def test_download_urls_reject_a_tampered_or_expired_signature(live_engine: str) -> None:
     url = signing.download_url("00000000-0000-0000-0000-000000000000", "a.png")
     assert requests.get(url.replace("signature=", "signature=0"), timeout=30).status_code == 403
-    assert requests.get(url.replace("disposition=attachment", "disposition=inline"), timeout=30).status_code == 403
+    assert (
+        requests.get(url.replace("disposition=attachment", "disposition=inline"), timeout=30).status_code
+        == 403
+    )
     expires = str(int(time.time()) - 10)
-    forged = f"{settings.ENGINE_URL}/storage/files/x/a.png?disposition=attachment&expires={expires}&signature=abc"
+    forged = (
+        f"{settings.ENGINE_URL}/storage/files/x/a.png?disposition=attachment&expires={expires}&signature=abc"
+    )
     response = requests.get(forged, timeout=30)
     assert response.status_code == 403
     assert response.json()["code"] == "INVALID_SIGNATURE"
+
+
+def test_a_task_can_lower_the_upload_limit_with_max_file_size(live_engine: str) -> None:
+    task = Api(live_engine).create_job({"upload": {"operation": "import/upload", "max_file_size": 1000}})[
+        "tasks"
+    ][0]
+
+    response = upload(task, b"x" * 5000, "big.bin")
+
+    assert response.status_code == 413
+    assert "1000 bytes" in response.json()["message"]
+    assert upload(task, b"x" * 900, "small.bin").status_code == 201

@@ -30,7 +30,9 @@ def test_a_finished_job_is_posted_to_its_webhook_url_with_a_valid_signature(
 
     (delivery,) = receiver.deliveries
     assert delivery.headers["Content-Type"] == "application/json"
-    assert delivery.headers["CloudConvert-Signature"] == signature(settings.ENGINE_WEBHOOK_SECRET, delivery.body)
+    assert delivery.headers["CloudConvert-Signature"] == signature(
+        settings.ENGINE_WEBHOOK_SECRET, delivery.body
+    )
     assert delivery.body.startswith(b'{"event":"job.finished","job":{')
     payload = delivery.json
     assert payload["job"]["id"] == job["id"]
@@ -64,7 +66,9 @@ def test_a_webhook_is_retried_after_a_500_then_delivered(
     assert receiver.attempts == 3
     assert len(receiver.deliveries) == 1
     delivery = receiver.deliveries[0]
-    assert delivery.headers["CloudConvert-Signature"] == signature(settings.ENGINE_WEBHOOK_SECRET, delivery.body)
+    assert delivery.headers["CloudConvert-Signature"] == signature(
+        settings.ENGINE_WEBHOOK_SECRET, delivery.body
+    )
 
 
 def test_a_410_stops_the_retries(live_engine: str, worker, receiver: Receiver, settings) -> None:

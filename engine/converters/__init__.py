@@ -69,6 +69,10 @@ class Conversion:
     run: Callable[..., list[Path]]
     # Whether the tool behind `run` exists on this machine (LibreOffice may be missing, Pillow never).
     is_installed: Callable[[], bool] = field(default=_always_installed, compare=False, repr=False)
+    # Whether `run` takes a keyword `progress: Callable[[int], None]` to report percent as it works.
+    reports_progress: bool = field(default=False, compare=False, repr=False)
+    # Rules across options (trim_end after trim_start...): cleaned options -> errors per field.
+    check: Callable[[dict], dict[str, list[str]]] | None = field(default=None, compare=False, repr=False)
 
     def as_api(self, *, include_options: bool = False) -> dict:
         data: dict[str, Any] = {
@@ -223,14 +227,17 @@ def clean_options(conversion: Conversion, params: dict) -> dict:
             cleaned[option.name] = _coerce(option, value)
         except ValueError as error:
             errors[option.name] = [str(error)]
+    if not errors and conversion.check is not None:
+        errors = conversion.check(cleaned)
     if errors:
         raise InvalidOptions(errors)
     return cleaned
 
 
 # The families register themselves on import; they import the names above, so this comes last.
-from engine.converters import image, office, pdf  # noqa: E402
+from engine.converters import image, media, office, pdf  # noqa: E402
 
 register(image.CONVERSIONS)
 register(pdf.CONVERSIONS)
 register(office.CONVERSIONS)
+register(media.CONVERSIONS)

@@ -10,7 +10,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from engine import converters
 from engine.auth import json_body
 from engine.models import Webhook
-from engine.serializers import api_url, data_response, invalid_data, json_response, paginated_response, webhook_to_api
+from engine.serializers import (
+    api_url,
+    data_response,
+    invalid_data,
+    json_response,
+    paginated_response,
+    webhook_to_api,
+)
 from engine.validation import EXPORT_OPERATIONS, IMPORT_OPERATIONS, is_http_url
 
 # The engine has one local account: whoever holds ENGINE_API_KEY.
@@ -56,7 +63,9 @@ def formats(request: HttpRequest) -> HttpResponse:
 def operations(request: HttpRequest) -> HttpResponse:
     operation = request.GET.get("filter[operation]") or None
     items = _catalogue(request, operation)
-    filtered_by_format = any(request.GET.get(f"filter[{key}]") for key in ("input_format", "output_format", "engine"))
+    filtered_by_format = any(
+        request.GET.get(f"filter[{key}]") for key in ("input_format", "output_format", "engine")
+    )
     if not filtered_by_format:
         # Imports and exports take no formats; they are listed so clients can discover them.
         transfers = sorted(IMPORT_OPERATIONS | EXPORT_OPERATIONS)

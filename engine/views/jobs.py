@@ -6,10 +6,17 @@ import uuid
 
 from django.http import Http404, HttpRequest, HttpResponse
 
-from engine import services
+from engine import maintenance, services
 from engine.auth import json_body
 from engine.models import Job
-from engine.serializers import data_response, invalid_data, job_to_api, paginated_response, parse_include
+from engine.ratelimit import rate_limited
+from engine.serializers import (
+    data_response,
+    invalid_data,
+    job_to_api,
+    paginated_response,
+    parse_include,
+)
 from engine.validation import ValidationFailed, validate_job
 
 
@@ -26,9 +33,12 @@ def create_job(request: HttpRequest) -> Job | HttpResponse:
         specs, tag, webhook_url = validate_job(json_body(request))
     except ValidationFailed as error:
         return invalid_data(error.errors)
-    return services.job_create(specs=specs, tag=tag, webhook_url=webhook_url)
+    job = services.job_create(specs=specs, tag=tag, webhook_url=webhook_url)
+    maintenance.ensure_scheduled()
+    return job
 
 
+@rate_limited
 def job_create(request: HttpRequest) -> HttpResponse:
     job = create_job(request)
     if isinstance(job, HttpResponse):
@@ -49,7 +59,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
         request,
         jobs,
         "jobs",
-        lambda job: job_to_api(job, include_tasks=include_tasks, tasks=list(job.tasks.all()) if include_tasks else None),
+        lambda job: job_to_api(
+            job, include_tasks=include_tasks, tasks=list(job.tasks.all()) if include_tasks else None
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from engine import services, signing
+from engine.auth import json_errors
 from engine.models import File, Task
 from engine.serializers import data_response, error_response, task_to_api
 from engine.storage import engine_storage
@@ -35,8 +36,7 @@ def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _too_large() -> HttpResponse:
-    limit = max_upload_size()
+def _too_large(limit: int) -> HttpResponse:
     return error_response(
         f"The file is larger than the engine accepts ({limit} bytes); upload a smaller file.",
         "FILE_TOO_LARGE",
@@ -48,22 +48,25 @@ def _receive(request: HttpRequest, task_id: str) -> HttpResponse:
     try:
         task = Task.objects.get(pk=uuid.UUID(task_id))
     except (ValueError, Task.DoesNotExist):
-        return error_response("This upload form points to a task that does not exist.", "NOT_FOUND", status=404)
+        return error_response(
+            "This upload form points to a task that does not exist.", "NOT_FOUND", status=404
+        )
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
-    if declared > max_upload_size() + MULTIPART_SLACK:
-        return _too_large()
+    limit = max_upload_size(task.payload)
+    if declared > limit + MULTIPART_SLACK:
+        return _too_large(limit)
 
-    handler = LimitedUploadHandler(request, limit=max_upload_size())
+    handler = LimitedUploadHandler(request, limit=limit)
     request.upload_handlers = [handler]
     try:
         fields, files = request.POST, request.FILES
     except (MultiPartParserError, RequestDataTooBig, TooManyFieldsSent) as error:
         return error_response(f"The upload could not be read: {error}", "INVALID_UPLOAD", status=400)
     if handler.exceeded:
-        return _too_large()
+        return _too_large(limit)
     if not signing.upload_is_valid(
         str(task.pk), expires=fields.get("expires", ""), signature=fields.get("signature", "")
     ):
@@ -91,6 +94,7 @@ def _receive(request: HttpRequest, task_id: str) -> HttpResponse:
 
 
 @csrf_exempt
+@json_errors
 def upload(request: HttpRequest, task_id: str) -> HttpResponse:
     """POST target of an import/upload task's form: answers 201 (or 303 to `redirect`)."""
     if request.method == "OPTIONS":
@@ -103,6 +107,7 @@ def upload(request: HttpRequest, task_id: str) -> HttpResponse:
 
 
 @csrf_exempt
+@json_errors
 def download(request: HttpRequest, file_id: str, filename: str) -> HttpResponse:
     """A file behind an export URL, streamed, if the URL's signature holds and has not expired."""
     if request.method == "OPTIONS":

@@ -13,7 +13,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from engine.auth import json_body
 from engine.models import Job, Task
-from engine.serializers import data_response, error_response, job_to_api, parse_include, task_to_api
+from engine.ratelimit import rate_limited
+from engine.serializers import (
+    data_response,
+    error_response,
+    job_to_api,
+    parse_include,
+    task_to_api,
+)
 from engine.views.jobs import create_job, get_job
 from engine.views.tasks import get_task
 
@@ -60,10 +67,13 @@ def job_wait(request: HttpRequest, job_id: str) -> HttpResponse:
 
 def task_wait(request: HttpRequest, task_id: str) -> HttpResponse:
     task = get_task(task_id)
-    _wait(lambda: Task.objects.filter(pk=task.pk, status__in=[Task.Status.FINISHED, Task.Status.ERROR]).exists())
+    _wait(
+        lambda: Task.objects.filter(pk=task.pk, status__in=[Task.Status.FINISHED, Task.Status.ERROR]).exists()
+    )
     return data_response(task_to_api(get_task(task_id), include=parse_include(request)))
 
 
+@rate_limited
 def job_create_wait(request: HttpRequest) -> HttpResponse:
     job = create_job(request)
     if isinstance(job, HttpResponse):

@@ -7,10 +7,17 @@ import uuid
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from engine import services
+from engine import maintenance, services
 from engine.auth import endpoint, json_body, unknown_route
 from engine.models import Task
-from engine.serializers import data_response, invalid_data, paginated_response, parse_include, task_to_api
+from engine.ratelimit import rate_limited
+from engine.serializers import (
+    data_response,
+    invalid_data,
+    paginated_response,
+    parse_include,
+    task_to_api,
+)
 from engine.validation import ValidationFailed, supported_operations
 
 
@@ -40,11 +47,13 @@ def task_list(request: HttpRequest) -> HttpResponse:
     return paginated_response(request, tasks, "tasks", lambda task: task_to_api(task, include=include))
 
 
+@rate_limited
 def task_create(request: HttpRequest, operation: str) -> HttpResponse:
     try:
         task = services.task_create(operation=operation, payload=json_body(request))
     except ValidationFailed as error:
         return invalid_data(error.errors)
+    maintenance.ensure_scheduled()
     return data_response(task_to_api(task), status=201)
 
 
@@ -56,6 +65,7 @@ def task_cancel(request: HttpRequest, task_id: str) -> HttpResponse:
     return data_response(task_to_api(task))
 
 
+@rate_limited
 def task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
     try:
         task = services.task_retry(task=get_task(task_id))

@@ -1,76 +1,241 @@
-// With JavaScript the new-conversion form takes the file too: it asks ccweb to create the job,
-// then uploads the file straight to the job's upload URL with a progress bar.
+// The new-conversion page with JavaScript: drop or pick several files; each gets its own job
+// (created by ccweb) and is uploaded straight to that job's upload URL with its own progress
+// bar and a cancel button. The output picker and the options follow the files chosen.
 // Without JavaScript the form posts to ccweb and the next page holds a plain upload form.
 (function () {
   "use strict";
   var form = document.getElementById("convert-form");
-  if (!form || !window.FormData || !window.fetch) return;
+  if (!form || !window.FormData || !window.fetch || !window.XMLHttpRequest) return;
 
-  var picker = document.getElementById("file-picker");
-  var fileInput = document.getElementById("id_file");
-  var progress = document.getElementById("upload-progress");
+  var catalogue = JSON.parse(document.getElementById("catalogue").textContent);
+  var dropZone = document.getElementById("drop-zone");
+  var fileInput = document.getElementById("id_files");
+  var list = document.getElementById("file-list");
+  var output = form.elements.output_format;
+  var applyAll = document.getElementById("id_apply_all");
   var errorBox = document.getElementById("convert-error");
-  picker.hidden = false;
+  var submit = form.querySelector("button[type=submit]");
+  var maxSize = parseInt(form.dataset.maxSize, 10);
+  var csrf = form.elements.csrfmiddlewaretoken.value;
+  var allOutputs = Array.prototype.map.call(output.options, function (o) { return o.value; });
+  var entries = []; // {file, row, select, xhr, job, state}
+
+  dropZone.hidden = false;
+  document.getElementById("apply-all").hidden = false;
   document.querySelectorAll(".js-hide").forEach(function (el) { el.hidden = true; });
 
-  function fail(message) {
-    errorBox.textContent = message;
-    errorBox.hidden = false;
-    form.querySelector("button[type=submit]").disabled = false;
+  function inputFormat(name) {
+    var ext = (name.split(".").pop() || "").toLowerCase();
+    return { jpeg: "jpg", tif: "tiff", htm: "html" }[ext] || ext;
   }
 
-  function upload(target, file) {
+  function outputsFor(name) {
+    return Object.keys(catalogue.pairs[inputFormat(name)] || {});
+  }
+
+  function humanSize(bytes) {
+    var units = ["bytes", "KB", "MB", "GB"], i = 0;
+    while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
+    return (i ? bytes.toFixed(1) : bytes) + " " + units[i];
+  }
+
+  // The main picker offers what every chosen file can become; options follow the pairs in use.
+  function refresh() {
+    var pending = entries.filter(function (e) { return e.state === "ready"; });
+    var allowed = allOutputs.filter(function (fmt) {
+      return pending.every(function (e) { return outputsFor(e.file.name).indexOf(fmt) !== -1; });
+    });
+    Array.prototype.forEach.call(output.options, function (o) {
+      o.hidden = o.disabled = allowed.indexOf(o.value) === -1;
+    });
+    if (output.selectedOptions.length && output.selectedOptions[0].disabled && allowed.length) output.value = allowed[0];
+    pending.forEach(function (e) {
+      if (applyAll.checked && outputsFor(e.file.name).indexOf(output.value) !== -1) e.select.value = output.value;
+      e.select.disabled = applyAll.checked;
+    });
+    var used = {};
+    (pending.length ? pending : [null]).forEach(function (e) {
+      var target = e ? e.select.value : output.value;
+      Object.keys(catalogue.pairs).forEach(function (inp) {
+        if (e && inp !== inputFormat(e.file.name)) return;
+        (catalogue.pairs[inp][target] || []).forEach(function (name) { used[name] = true; });
+      });
+    });
+    var shown = 0;
+    document.querySelectorAll("[data-option-field]").forEach(function (field) {
+      field.hidden = !used[field.dataset.optionField];
+      if (!field.hidden) shown++;
+    });
+    var none = document.getElementById("no-options");
+    if (none) none.hidden = shown > 0;
+  }
+
+  function addFiles(files) {
+    errorBox.hidden = true;
+    Array.prototype.forEach.call(files, function (file) {
+      var row = document.createElement("li");
+      row.className = "file";
+      row.innerHTML =
+        '<span class="name"></span> <span class="muted size"></span> ' +
+        '<label class="inline-label">to <select class="file-output"></select></label> ' +
+        '<progress max="100" value="0"></progress> <span class="state">Ready</span> ' +
+        '<button type="button" class="link remove">Remove</button>';
+      row.querySelector(".name").textContent = file.name;
+      row.querySelector(".size").textContent = humanSize(file.size);
+      var select = row.querySelector("select");
+      var choices = outputsFor(file.name);
+      choices.forEach(function (fmt) {
+        var option = document.createElement("option");
+        option.value = fmt;
+        option.textContent = fmt.toUpperCase();
+        select.appendChild(option);
+      });
+      var entry = { file: file, row: row, select: select, state: "ready" };
+      select.setAttribute("aria-label", "Convert " + file.name + " to");
+      select.addEventListener("change", refresh);
+      row.querySelector(".remove").addEventListener("click", function () { cancel(entry); });
+      if (!choices.length) {
+        setState(entry, "failed", "This kind of file cannot be converted here.");
+      } else if (file.size > maxSize) {
+        setState(entry, "failed", "Too large: files may be up to " + humanSize(maxSize) + ".");
+      }
+      list.appendChild(row);
+      entries.push(entry);
+    });
+    refresh();
+  }
+
+  function setState(entry, state, text) {
+    entry.state = state;
+    entry.row.dataset.state = state;
+    entry.row.querySelector(".state").textContent = text;
+    var button = entry.row.querySelector(".remove");
+    button.textContent = state === "ready" ? "Remove" : "Cancel";
+    button.hidden = ["done", "failed", "cancelled"].indexOf(state) !== -1;
+  }
+
+  function cancel(entry) {
+    if (entry.state === "ready") {
+      entry.row.remove();
+      entries.splice(entries.indexOf(entry), 1);
+      return refresh();
+    }
+    if (entry.xhr) entry.xhr.abort();
+    setState(entry, "cancelled", "Cancelled");
+    if (entry.job) {
+      fetch(entry.job.job_url + "cancel/", {
+        method: "POST", credentials: "same-origin",
+        headers: { "X-CSRFToken": csrf, Accept: "application/json" },
+      });
+    }
+    settle();
+  }
+
+  function settle() {
+    var busy = entries.some(function (e) { return e.state === "creating" || e.state === "uploading"; });
+    if (busy) return;
+    submit.disabled = false;
+    if (entries.some(function (e) { return e.state === "done"; })) {
+      document.getElementById("convert-done").hidden = false;
+    }
+  }
+
+  function upload(entry) {
+    var target = entry.job.upload;
     var body = new FormData();
     Object.keys(target.parameters).forEach(function (name) { body.append(name, target.parameters[name]); });
-    body.append("file", file, file.name); // the upload form wants the file last
-    var xhr = new XMLHttpRequest();
+    body.append("file", entry.file, entry.file.name); // the upload form wants the file last
+    var xhr = (entry.xhr = new XMLHttpRequest());
     xhr.open("POST", target.url);
     xhr.upload.addEventListener("progress", function (event) {
       if (!event.lengthComputable) return;
       var percent = Math.round((event.loaded / event.total) * 100);
-      progress.querySelector("progress").value = percent;
-      progress.querySelector("span").textContent = "Uploading " + percent + "%";
+      entry.row.querySelector("progress").value = percent;
+      entry.row.querySelector(".state").textContent = "Uploading " + percent + "%";
     });
     xhr.addEventListener("load", function () {
+      if (entry.state === "cancelled") return;
       if (xhr.status >= 200 && xhr.status < 300) {
-        window.location.assign(form.dataset.dashboardUrl);
+        entry.row.querySelector("progress").value = 100;
+        setState(entry, "done", "Uploaded, converting");
+        var link = document.createElement("a");
+        link.href = entry.job.job_url;
+        link.textContent = "Open";
+        entry.row.appendChild(link);
       } else if (xhr.status === 413) {
-        fail("The file is too large for the conversion service. Choose a smaller file.");
+        setState(entry, "failed", "Too large for the conversion service. Choose a smaller file.");
       } else {
-        fail("The upload was refused (HTTP " + xhr.status + "). Please try again.");
+        setState(entry, "failed", "The upload was refused (HTTP " + xhr.status + "). Please try again.");
       }
+      settle();
     });
     xhr.addEventListener("error", function () {
-      fail("The upload did not reach the conversion service. Check your connection and try again.");
+      setState(entry, "failed", "The upload did not reach the conversion service. Check your connection and try again.");
+      settle();
     });
-    progress.hidden = false;
+    setState(entry, "uploading", "Uploading 0%");
     xhr.send(body);
   }
 
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    errorBox.hidden = true;
-    var file = fileInput.files[0];
-    if (!file) return fail("Choose a file to convert.");
-    form.elements.filename.value = file.name;
-    form.querySelector("button[type=submit]").disabled = true;
+  function start(entry) {
+    var data = new FormData(form);
+    data.set("output_format", entry.select.value);
+    data.set("filename", entry.file.name);
+    setState(entry, "creating", "Starting");
     fetch(form.action || window.location.href, {
-      method: "POST",
-      body: new FormData(form),
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
+      method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" },
     })
       .then(function (response) {
-        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+        return response.json().then(function (json) { return { ok: response.ok, json: json }; });
       })
       .then(function (result) {
+        if (entry.state === "cancelled") return;
         if (!result.ok) {
-          var errors = result.data.errors || {};
+          var errors = result.json.errors || {};
           var first = Object.keys(errors).map(function (k) { return errors[k][0].message; })[0];
-          return fail(result.data.error || first || "The conversion could not be started.");
+          setState(entry, "failed", result.json.error || first || "The conversion could not be started.");
+          return settle();
         }
-        upload(result.data.upload, file);
+        entry.job = result.json;
+        upload(entry);
       })
-      .catch(function () { fail("ccweb could not be reached. Check your connection and try again."); });
+      .catch(function () {
+        setState(entry, "failed", "ccweb could not be reached. Check your connection and try again.");
+        settle();
+      });
+  }
+
+  fileInput.addEventListener("change", function () {
+    addFiles(fileInput.files);
+    fileInput.value = "";
   });
+  ["dragenter", "dragover"].forEach(function (type) {
+    dropZone.addEventListener(type, function (event) { event.preventDefault(); dropZone.classList.add("over"); });
+  });
+  ["dragleave", "drop"].forEach(function (type) {
+    dropZone.addEventListener(type, function () { dropZone.classList.remove("over"); });
+  });
+  dropZone.addEventListener("drop", function (event) {
+    event.preventDefault();
+    if (event.dataTransfer && event.dataTransfer.files.length) addFiles(event.dataTransfer.files);
+  });
+  output.addEventListener("change", refresh);
+  applyAll.addEventListener("change", refresh);
+
+  form.addEventListener("submit", function (event) {
+    var ready = entries.filter(function (e) { return e.state === "ready"; });
+    // No file but a URL: the plain form post imports it and opens the job page.
+    if (!ready.length && form.elements.source_url.value) return;
+    event.preventDefault();
+    errorBox.hidden = true;
+    if (!ready.length) {
+      errorBox.textContent = "Choose or drop at least one file, or give a URL to import.";
+      errorBox.hidden = false;
+      return;
+    }
+    submit.disabled = true;
+    ready.forEach(start); // in parallel: each file has its own job and upload
+  });
+
+  refresh();
 })();

@@ -1,0 +1,109 @@
+"""The engine's chores: tasks whose worker died, timeouts, retention, and their self-scheduling."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from engine import maintenance
+from engine.models import Chore, File, Job, Task
+from tests.conftest import wait_for
+from tests.test_engine_helpers import CONVERT_TO_JPG, Api, png_bytes, task_named, upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _processing_since(task_id: str, seconds: int) -> None:
+    long_ago = timezone.now() - timedelta(seconds=seconds)
+    Task.objects.filter(pk=task_id).update(status="processing", started_at=long_ago, heartbeat_at=long_ago)
+
+
+def test_a_task_whose_worker_died_is_run_again_once(live_engine: str, worker) -> None:
+    api = Api(live_engine)
+    job = api.create_job(CONVERT_TO_JPG)
+    upload(task_named(job, "upload"), png_bytes(), "photo.png")
+    api.wait_job(job["id"])
+    export = Task.objects.get(pk=task_named(job, "export")["id"])
+    # The export "was running" when its worker vanished ten minutes ago.
+    Task.objects.filter(pk=export.pk).update(status="waiting")
+    _processing_since(str(export.pk), 600)
+
+    assert maintenance.recover_stuck_tasks() == 1
+
+    wait_for(lambda: Task.objects.get(pk=export.pk).status == "finished")
+    assert Task.objects.get(pk=export.pk).recoveries == 1
+
+
+def test_a_task_lost_twice_fails_with_a_sentence(live_engine: str) -> None:
+    api = Api(live_engine)
+    job = api.create_job(CONVERT_TO_JPG)
+    convert = task_named(job, "convert")["id"]
+    _processing_since(convert, 600)
+    Task.objects.filter(pk=convert).update(recoveries=1)
+
+    maintenance.recover_stuck_tasks()
+
+    job = api.job(job["id"])
+    assert task_named(job, "convert")["code"] == "WORKER_LOST"
+    assert task_named(job, "export")["code"] == "INPUT_TASK_FAILED"
+    assert job["status"] == "error"
+
+
+def test_a_task_with_a_fresh_heartbeat_is_left_alone(live_engine: str) -> None:
+    job = Api(live_engine).create_job(CONVERT_TO_JPG)
+    convert = task_named(job, "convert")["id"]
+    Task.objects.filter(pk=convert).update(
+        status="processing", started_at=timezone.now() - timedelta(hours=1), heartbeat_at=timezone.now()
+    )
+    assert maintenance.recover_stuck_tasks() == 0
+    assert Task.objects.get(pk=convert).status == "processing"
+
+
+def test_a_task_past_its_timeout_fails(live_engine: str) -> None:
+    api = Api(live_engine)
+    job = api.create_job(
+        {
+            "upload": {"operation": "import/upload"},
+            "convert": {"operation": "convert", "input": "upload", "output_format": "jpg", "timeout": 30},
+        }
+    )
+    convert = task_named(job, "convert")["id"]
+    Task.objects.filter(pk=convert).update(
+        status="processing", started_at=timezone.now() - timedelta(seconds=31)
+    )
+
+    assert maintenance.enforce_timeouts() == 1
+
+    task = api.get(f"v2/tasks/{convert}").json()["data"]
+    assert task["code"] == "TIMEOUT"
+    assert "30 seconds" in task["message"]
+
+
+def test_jobs_past_retention_are_deleted_with_their_files(live_engine: str, worker, tmp_path: Path) -> None:
+    api = Api(live_engine)
+    old = api.create_job(CONVERT_TO_JPG)
+    upload(task_named(old, "upload"), png_bytes(), "photo.png")
+    api.wait_job(old["id"])
+    recent = api.create_job(CONVERT_TO_JPG)
+    Job.objects.filter(pk=old["id"]).update(ended_at=timezone.now() - timedelta(hours=25))
+
+    call_command("engine_maintenance")
+
+    assert list(Job.objects.values_list("id", flat=True)) == [Job.objects.get(pk=recent["id"]).pk]
+    assert not File.objects.exists()
+    assert not any(p.is_file() for p in (tmp_path / "engine").rglob("*"))
+
+
+def test_the_chores_schedule_themselves_once(live_engine: str) -> None:
+    api = Api(live_engine)
+    api.create_job(CONVERT_TO_JPG)
+    api.create_job(CONVERT_TO_JPG)
+
+    queued = DBTaskResult.objects.filter(task_path="engine.tasks.maintenance")
+    assert queued.count() == 1
+    assert Chore.objects.get(name="maintenance").next_run_at <= timezone.now()
