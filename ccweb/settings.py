@@ -144,6 +144,24 @@ STORAGES = {
     },
 }
 
+# S3 (or any S3-compatible store) instead of the file system, for ccweb's outputs and the
+# engine's files alike; web and worker machines then share them.
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="filesystem")
+if STORAGE_BACKEND == "s3":
+    _s3 = {
+        "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+        "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+        "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+        "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+        "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+        "default_acl": None,
+        "querystring_auth": True,
+    }
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**_s3, "location": "ccweb"}}
+    STORAGES["engine"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**_s3, "location": "engine"}}
+elif STORAGE_BACKEND != "filesystem":
+    raise ImproperlyConfigured("STORAGE_BACKEND must be 'filesystem' or 's3'.")
+
 # Background work (django-tasks). The database backend needs nothing but the database;
 # set TASKS_BACKEND=django_tasks_rq.RQBackend (with RQ_URL) to scale out on Redis.
 TASKS = {
@@ -191,6 +209,11 @@ ENGINE_HEARTBEAT_INTERVAL = env.int("ENGINE_HEARTBEAT_INTERVAL", default=30)
 ENGINE_STUCK_AFTER = env.int("ENGINE_STUCK_AFTER", default=300)
 ENGINE_RETENTION = env.int("ENGINE_RETENTION", default=24 * 3600)
 ENGINE_MAINTENANCE_INTERVAL = env.int("ENGINE_MAINTENANCE_INTERVAL", default=60)
+# Per-run limits of the converters' tools (ffmpeg; pandoc, Chromium, Ghostscript, rsvg-convert).
+ENGINE_MEDIA_TIMEOUT = env.int("ENGINE_MEDIA_TIMEOUT", default=3600)
+ENGINE_TOOL_TIMEOUT = env.int("ENGINE_TOOL_TIMEOUT", default=300)
+ENGINE_CHROMIUM = env.str("ENGINE_CHROMIUM", default="/usr/bin/chromium")
+ENGINE_WATERMARK_FONT = env.str("ENGINE_WATERMARK_FONT", default="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 # Warm LibreOffice processes per worker process, each reused for this many documents.
 ENGINE_OFFICE_POOL_SIZE = env.int("ENGINE_OFFICE_POOL_SIZE", default=1)
 ENGINE_OFFICE_MAX_DOCUMENTS = env.int("ENGINE_OFFICE_MAX_DOCUMENTS", default=200)

@@ -49,6 +49,9 @@ class Catalogue:
             for group, outputs in sorted(by_group.items())
         ]
 
+    def output_formats(self) -> list[str]:
+        return sorted({out for _, out in self._pairs})
+
     def options_for(self, input_format: str, output_format: str) -> list[dict]:
         """Declared options of the pair; with the input unknown, of every conversion to the output."""
         if input_format:

@@ -79,15 +79,6 @@ class ConversionJob(models.Model):
         return rows
 
     @property
-    def original_url(self) -> str:
-        for task in self.tasks:
-            if task.get("name") == self.ORIGINAL_EXPORT and task.get("status") == "finished":
-                files = (task.get("result") or {}).get("files") or []
-                if files:
-                    return str(files[0].get("url") or "")
-        return ""
-
-    @property
     def upload_form(self) -> dict | None:
         """The upload form of the job's import/upload task while it still waits for a file."""
         for task in self.tasks:

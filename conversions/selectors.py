@@ -4,11 +4,11 @@ import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from conversions.cloudconvert.client import api_config, get_client
+from conversions.cloudconvert.client import Client, api_config
 from conversions.catalogue import Catalogue
 from conversions.cloudconvert.errors import ApiError
 from conversions.models import ConversionJob, OutputFile, Preset
@@ -16,6 +16,13 @@ from conversions.models import ConversionJob, OutputFile, Preset
 logger = logging.getLogger(__name__)
 
 FORMATS_CACHE_SECONDS = 600
+FAILURE_CACHE_SECONDS = 30
+
+
+def _page_client() -> Client:
+    """For reads that a page waits on: one quick retry at most, so an unreachable API costs a
+    user seconds, not the worker's full backoff."""
+    return Client(api_config(), max_retries=1, timeout=10)
 
 
 def jobs_visible_to(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
@@ -24,7 +31,13 @@ def jobs_visible_to(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
 
 def jobs_matching(user: AbstractBaseUser, *, query: str = "", status: str = "", output_format: str = "") -> QuerySet[ConversionJob]:
     """The dashboard's list: the user's jobs, searched by file name, filtered by status and format."""
-    jobs = jobs_visible_to(user)
+    # Only what a row shows: the raw payload (every task, every URL) is for the job page.
+    files = OutputFile.objects.only("uuid", "job_id", "filename", "thumbnail")
+    jobs = (
+        ConversionJob.objects.filter(user=user)
+        .only("uuid", "status", "input_filename", "output_format", "percent", "error_message", "created_at", "updated_at")
+        .prefetch_related(Prefetch("files", queryset=files))
+    )
     if query:
         jobs = jobs.filter(input_filename__icontains=query)
     if status:
@@ -37,12 +50,6 @@ def jobs_matching(user: AbstractBaseUser, *, query: str = "", status: str = "", 
 def jobs_started_today(user: AbstractBaseUser) -> int:
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return ConversionJob.objects.filter(user=user, created_at__gte=start).count()
-
-
-def output_formats_used(user: AbstractBaseUser) -> list[str]:
-    return list(
-        ConversionJob.objects.filter(user=user).order_by("output_format").values_list("output_format", flat=True).distinct()
-    )
 
 
 def presets_of(user: AbstractBaseUser) -> QuerySet[Preset]:
@@ -62,11 +69,11 @@ def account_credits() -> int | None:
     credits = cache.get(key, "unknown")
     if credits == "unknown":
         try:
-            credits = get_client().me().get("credits")
+            credits = _page_client().me().get("credits")
         except ApiError as error:
             logger.info("could not read the account's credits: %r", error)
             credits = None
-        cache.set(key, credits, 60)
+        cache.set(key, credits, 60 if credits is not None else FAILURE_CACHE_SECONDS)
     return credits if isinstance(credits, int) else None
 
 
@@ -93,9 +100,11 @@ def conversion_catalogue() -> Catalogue:
     items = cache.get(key)
     if items is None:
         try:
-            items = get_client().list_formats(include_options=True)
+            items = _page_client().list_formats(include_options=True)
         except ApiError as error:
             logger.warning("could not list formats: %r", error)
+            # Remembered briefly, so pages do not each wait on an API that is down.
+            cache.set(key, [], FAILURE_CACHE_SECONDS)
             return Catalogue()
         cache.set(key, items, FORMATS_CACHE_SECONDS)
     return Catalogue(items)

@@ -128,9 +128,7 @@ def job_retry(*, job: ConversionJob) -> ConversionJob:
     """Convert the same file again, the same way, as a new job."""
     if job.is_running:
         raise ConversionError("This conversion is still running.")
-    source_url = job.source_url or job.original_url
-    if not source_url:
-        raise ConversionError("The original file is no longer available. Please upload it again.")
+    source_url = job.source_url or _original_url(job)
     return job_start(
         user=job.user,
         output_format=job.output_format,
@@ -139,6 +137,24 @@ def job_retry(*, job: ConversionJob) -> ConversionJob:
         source_url=source_url,
         notify_by_email=job.notify_by_email,
     )
+
+
+def _original_url(job: ConversionJob) -> str:
+    """Where the API still offers the job's input: its export-original task, asked afresh (the
+    job may have failed before that export ended)."""
+    try:
+        payload = get_client().show_job(job.remote_job_id)
+    except NotFound:
+        payload = {}
+    for task in payload.get("tasks") or []:
+        if task.get("name") != ORIGINAL_EXPORT:
+            continue
+        files = (task.get("result") or {}).get("files") or []
+        if task.get("status") == "finished" and files and files[0].get("url"):
+            return str(files[0]["url"])
+        if task.get("status") in ("waiting", "processing"):
+            raise ConversionError("The original file is still being prepared for a retry. Try again in a moment.")
+    raise ConversionError("The original file is no longer available. Please upload it again.")
 
 
 def job_cancel(*, job: ConversionJob) -> ConversionJob:
@@ -316,6 +332,8 @@ def output_store(*, output: OutputFile) -> bool:
     if preview:
         output.thumbnail.save(f"{output.uuid}.png", ContentFile(preview), save=False)
     OutputFile.objects.filter(pk=output.pk, file="").update(file=output.file.name, thumbnail=output.thumbnail.name or "")
+    # A row of the dashboard is re-rendered when its job changes: the thumbnail is such a change.
+    ConversionJob.objects.filter(pk=output.job_id).update(updated_at=timezone.now())
     return True
 
 

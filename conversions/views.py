@@ -1,3 +1,4 @@
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -6,9 +7,12 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -22,26 +26,45 @@ from conversions.zips import zip_of_outputs
 logger = logging.getLogger(__name__)
 
 JOBS_PER_PAGE = 25
+ROWS_CACHE_SECONDS = 3600
 
 
-def _dashboard_page(request: HttpRequest) -> tuple[Page, DashboardFilterForm]:
-    filters = DashboardFilterForm(request.GET or None, formats=selectors.output_formats_used(request.user))
+def _dashboard_page(request: HttpRequest) -> tuple[Page, QuerySet, DashboardFilterForm, str]:
+    """The page of (pk, updated_at) pairs the dashboard shows, the jobs behind it, the filters."""
+    # The format filter offers what the API converts to (cached), not a scan of the user's jobs.
+    formats = selectors.conversion_catalogue().output_formats() or [request.GET.get("output_format", "")]
+    filters = DashboardFilterForm(request.GET or None, formats=[f for f in formats if f])
     jobs = selectors.jobs_matching(request.user, **filters.filters())
-    return Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page")), filters
+    page = Paginator(jobs.values_list("pk", "updated_at"), JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in request.GET.items() if k != "page" and v})
+    return page, jobs, filters, query
+
+
+def _rows_html(request: HttpRequest, page: Page, jobs: QuerySet, query: str) -> str:
+    """The table body, rendered once per state of the jobs it shows: every open dashboard polls
+    it while something runs, and a row only changes when its job is saved (updated_at)."""
+    state = [(pk, updated_at.timestamp()) for pk, updated_at in page]
+    key = "conversions:rows:" + hashlib.sha256(repr((request.user.pk, query, state)).encode()).hexdigest()
+    html = cache.get(key)
+    if html is None:
+        rows = jobs.filter(pk__in=[pk for pk, _ in state])
+        html = render_to_string("conversions/_job_rows.html", {"jobs": rows, "query": query}, request=request)
+        cache.set(key, html, ROWS_CACHE_SECONDS)
+    return html
 
 
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    page, filters = _dashboard_page(request)
-    query = {k: v for k, v in request.GET.items() if k != "page" and v}
+    page, jobs, filters, query = _dashboard_page(request)
     return render(
         request,
         "conversions/dashboard.html",
         {
             "page": page,
+            "rows": _rows_html(request, page, jobs, query),
             "filters": filters,
-            "query": urlencode(query),
+            "query": query,
             "credits": selectors.account_credits(),
         },
     )
@@ -51,8 +74,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_GET
 def dashboard_rows(request: HttpRequest) -> HttpResponse:
     """The dashboard's table body, polled by live.js while a job runs."""
-    page, _ = _dashboard_page(request)
-    return render(request, "conversions/_job_rows.html", {"page": page})
+    page, jobs, _, query = _dashboard_page(request)
+    return HttpResponse(_rows_html(request, page, jobs, query))
 
 
 def _preset_initial(request: HttpRequest) -> dict:

@@ -24,7 +24,8 @@ DEFAULT_TIMEOUT = 30.0
 FILENAME_IN_DISPOSITION = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
-def _check_host(url: str) -> None:
+def check_host(url: str) -> None:
+    """Refuse (ConversionFailed) a URL whose host resolves to a private or local address."""
     if getattr(settings, "ENGINE_IMPORT_ALLOW_PRIVATE", False):
         return
     host = urlsplit(url).hostname or ""
@@ -56,7 +57,7 @@ def fetch_url(url: str, target: Path, *, headers: dict[str, str]) -> str:
     limit = max_upload_size()
     with requests.Session() as session:
         for _ in range(MAX_REDIRECTS + 1):
-            _check_host(url)
+            check_host(url)
             try:
                 response = session.get(
                     url, headers=headers, stream=True, timeout=timeout, allow_redirects=False

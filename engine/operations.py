@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import base64
 import io
-import zipfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from django.db.models import Case, IntegerField, When
 
-from engine import converters, signing
-from engine.converters import ConversionFailed
+from engine import combine, converters, signing
+from engine.converters import ConversionFailed, web
+from engine.converters.tools import tool_timeout
 from engine.models import File, Task
-from engine.storage import clean_filename, download_to, engine_storage, store_file
+from engine.storage import download_to, engine_storage, store_file
 from engine.validation import EXPORT_OPERATIONS
 
 
@@ -55,9 +56,40 @@ def import_raw(task: Task, workdir: Path) -> Outcome:
 def import_url(task: Task, workdir: Path) -> Outcome:
     from engine.fetch import fetch_url
 
+    if (own := _own_file(task.payload["url"])) is not None:
+        with engine_storage().open(own.path, "rb") as handle:
+            return Outcome(files=[store_file(task, task.payload.get("filename") or own.filename, handle)])
     target = workdir / "download"
     filename = fetch_url(task.payload["url"], target, headers=task.payload.get("headers") or {})
     return Outcome(files=[store_file(task, task.payload.get("filename") or filename, target)])
+
+
+def _own_file(url: str) -> File | None:
+    """The stored file behind one of this engine's own export URLs, None for any other URL.
+
+    Copied from storage rather than over HTTP: ccweb retries a job by importing its original through
+    the export URL, and the engine often sits on 127.0.0.1, where import/url may not go."""
+    link = signing.own_download(url)
+    if link is None:
+        return None
+    file_id, valid = link
+    if not valid:
+        raise ConversionFailed(
+            "INVALID_SIGNATURE",
+            "The engine's download link is invalid or has expired; export the file again for a fresh link.",
+        )
+    file = File.objects.filter(pk=file_id).first() if _is_uuid(file_id) else None
+    if file is None or not engine_storage().exists(file.path):
+        raise ConversionFailed("IMPORT_FAILED", "The file behind the engine's download link has been deleted.")
+    return file
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _output_name(pattern: str | None, produced: Path, index: int, total: int) -> str:
@@ -101,8 +133,14 @@ def process(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outco
         out_dir = workdir / f"out-{index}"
         out_dir.mkdir()
         stem = PurePosixPath(payload.get("filename") or source.filename).stem or "output"
+        # A converter that follows its tool's progress reports it as its share of all the files.
+        reporting = (
+            {"progress": lambda percent: progress((100 * index + percent) // len(sources))}
+            if conversion.reports_progress
+            else {}
+        )
         produced += conversion.run(
-            src, out_dir, output_format=conversion.output_format, options=options, stem=stem
+            src, out_dir, output_format=conversion.output_format, options=options, stem=stem, **reporting
         )
         credits += int(conversion.as_api()["credits"])
         progress(int(100 * (index + 1) / len(sources)))
@@ -123,13 +161,7 @@ def export_url(task: Task, workdir: Path) -> Outcome:
     files: list[File] = []
     if task.payload.get("archive_multiple_files") is True and len(sources) > 1:
         archive = workdir / "archive.zip"
-        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
-            used: set[str] = set()
-            for source in sources:
-                name = _unique(clean_filename(source.filename), used)
-                with engine_storage().open(source.path, "rb") as handle, zipped.open(name, "w") as entry:
-                    while chunk := handle.read(1024 * 1024):
-                        entry.write(chunk)
+        combine.write_archive(sources, archive, "zip")
         files = [store_file(task, task.payload.get("filename") or "archive.zip", archive)]
         sources = files
     result = {
@@ -145,13 +177,59 @@ def export_url(task: Task, workdir: Path) -> Outcome:
     return Outcome(files=files, result=result)
 
 
-def _unique(name: str, used: set[str]) -> str:
-    candidate, number = name, 1
-    while candidate in used:
-        number += 1
-        candidate = f"{PurePosixPath(name).stem}-{number}{PurePosixPath(name).suffix}"
-    used.add(candidate)
-    return candidate
+def merge_files(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
+    """All pages of all input files, in input order, as one PDF."""
+    sources = input_files(task)
+    pdfs: list[Path] = []
+    for index, source in enumerate(sources):
+        src = download_to(source, workdir / f"in-{index}")
+        pdfs += combine.as_pdfs(src, workdir / f"pdf-{index}")
+        progress(int(90 * (index + 1) / len(sources)))
+    target = workdir / "merged.pdf"
+    combine.merge_pdfs(pdfs, target)
+    task.engine, task.engine_version = combine.MERGE_ENGINE
+    return Outcome(files=[store_file(task, task.payload.get("filename") or "merged.pdf", target)], credits=1)
+
+
+def archive_files(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
+    """All input files in one zip or tar archive; names repeated across inputs get a number."""
+    output_format = converters.normalize_format(task.payload["output_format"])
+    target = workdir / f"archive.{output_format}"
+    combine.write_archive(input_files(task), target, output_format)
+    task.engine, task.engine_version = combine.ARCHIVE_ENGINE
+    filename = task.payload.get("filename") or target.name
+    return Outcome(files=[store_file(task, filename, target)], credits=1)
+
+
+def capture_website(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
+    """The page at `url` as Chromium shows it: a pdf, png or jpg."""
+    from engine.runner import task_timeout  # the runner imports this module
+
+    payload = task.payload
+    output_format = converters.normalize_format(payload.get("output_format") or "")
+    conversion = converters.find("website", output_format, task.operation)
+    if conversion is None or not conversion.is_installed():
+        raise ConversionFailed(
+            "INVALID_CONVERSION_TYPE", f"This engine cannot capture websites as {output_format or 'files'}."
+        )
+    try:
+        options = converters.clean_options(conversion, payload)
+    except converters.InvalidOptions as error:
+        details = " ".join(message for messages in error.errors.values() for message in messages)
+        raise ConversionFailed("INVALID_OPTIONS", f"The options are invalid: {details}") from None
+    task.engine, task.engine_version = conversion.engine, conversion.engine_version
+    # Chromium is stopped at the task's own deadline, not only its result dropped afterwards.
+    timeout = min(task_timeout(task), tool_timeout())
+    (path,) = conversion.run(
+        payload["url"],
+        workdir,
+        output_format=output_format,
+        options=options,
+        stem=web.default_stem(payload["url"]),
+        headers=payload.get("headers") or {},
+        timeout=timeout,
+    )
+    return Outcome(files=[store_file(task, payload.get("filename") or path.name, path)], credits=1)
 
 
 IMPORTS: dict[str, Callable[[Task, Path], Outcome]] = {
@@ -161,9 +239,19 @@ IMPORTS: dict[str, Callable[[Task, Path], Outcome]] = {
 }
 
 
+# Operations that make one output of the whole task rather than one per input file.
+WHOLE_TASK: dict[str, Callable[[Task, Path, Callable[[int], None]], Outcome]] = {
+    "merge": merge_files,
+    "archive": archive_files,
+    "capture-website": capture_website,
+}
+
+
 def perform(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
     if task.operation in IMPORTS:
         return IMPORTS[task.operation](task, workdir)
+    if task.operation in WHOLE_TASK:
+        return WHOLE_TASK[task.operation](task, workdir, progress)
     if task.operation in EXPORT_OPERATIONS:
         return export_url(task, workdir)
     return process(task, workdir, progress)

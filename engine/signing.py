@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from django.conf import settings
 from django.utils.crypto import salted_hmac
@@ -62,3 +62,31 @@ def download_url(file_id: str, filename: str, *, inline: bool = False) -> str:
 
 def download_is_valid(file_id: str, *, disposition: str, expires: str, signature: str) -> bool:
     return _valid(_signature("download", file_id, disposition, expires), signature, expires)
+
+
+def _address(url: str) -> tuple[str, str, int | None] | None:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:  # a port that is not a number
+        return None
+    return parts.scheme.lower(), parts.hostname or "", port
+
+
+def own_download(url: str) -> tuple[str, bool] | None:
+    """(file id, whether the signature holds and has not expired) when url is one of this engine's
+    export URLs (same scheme, host, port and path as ENGINE_URL now), None for any other URL."""
+    base, parts = urlsplit(settings.ENGINE_URL), urlsplit(url)
+    prefix = f"{base.path.rstrip('/')}/storage/files/"
+    address = _address(url)
+    if address is None or address != _address(settings.ENGINE_URL) or not parts.path.startswith(prefix):
+        return None
+    file_id = parts.path[len(prefix) :].split("/", 1)[0]
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    valid = download_is_valid(
+        file_id,
+        disposition=query.get("disposition", "attachment"),
+        expires=query.get("expires", ""),
+        signature=query.get("signature", ""),
+    )
+    return file_id, valid

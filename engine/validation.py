@@ -15,9 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine import converters
+from engine.combine import ARCHIVE_FORMATS, MERGE_FORMATS
 
 IMPORT_OPERATIONS = frozenset({"import/upload", "import/url", "import/base64", "import/raw"})
 EXPORT_OPERATIONS = frozenset({"export/url"})
+# Operations whose many input files become one output file, whatever their formats.
+COMBINING_OPERATIONS: dict[str, tuple[str, ...]] = {"merge": MERGE_FORMATS, "archive": ARCHIVE_FORMATS}
+CAPTURE_OPERATION = "capture-website"  # takes a `url`, no input task
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 # Keys with a meaning of their own; every other key of a processing task is a conversion option.
 COMMON_KEYS = frozenset(
@@ -57,7 +61,7 @@ def processing_operations() -> set[str]:
 
 
 def supported_operations() -> set[str]:
-    return set(IMPORT_OPERATIONS | EXPORT_OPERATIONS) | processing_operations()
+    return set(IMPORT_OPERATIONS | EXPORT_OPERATIONS | COMBINING_OPERATIONS.keys()) | processing_operations()
 
 
 def is_http_url(value: Any) -> bool:
@@ -74,6 +78,14 @@ def input_list(value: Any) -> list[str] | None:
     if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
         return list(dict.fromkeys(value))
     return None
+
+
+def _headers_error(value: Any) -> str | None:
+    if value is None or (
+        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
+        return None
+    return "The headers must be an object of strings."
 
 
 def _filename_error(value: Any, *, required: bool) -> str | None:
@@ -111,12 +123,8 @@ def check_task(
             add("url", "The url must be a valid http(s) URL without spaces.")
         if (message := _filename_error(payload.get("filename"), required=False)) is not None:
             add("filename", message)
-        headers = payload.get("headers")
-        if headers is not None and not (
-            isinstance(headers, dict)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        ):
-            add("headers", "The headers must be an object of strings.")
+        if (message := _headers_error(payload.get("headers"))) is not None:
+            add("headers", message)
     elif operation in ("import/base64", "import/raw"):
         content = payload.get("file")
         if not isinstance(content, str) or content == "":
@@ -132,15 +140,59 @@ def check_task(
         for flag in ("inline", "archive_multiple_files"):
             if payload.get(flag) is not None and not isinstance(payload.get(flag), bool):
                 add(flag, f"The {flag} field must be true or false.")
+    elif operation in COMBINING_OPERATIONS:
+        _check_combining(payload, operation, add)
+    elif operation == CAPTURE_OPERATION:
+        _check_capture(payload, add)
     else:
         _check_processing(payload, operation, known_formats, add)
 
-    if operation not in IMPORT_OPERATIONS and input_list(payload.get("input")) is None:
+    takes_input = operation not in IMPORT_OPERATIONS and operation != CAPTURE_OPERATION
+    if takes_input and input_list(payload.get("input")) is None:
         add("input", "The input field is required: a task name (in a job) or task id, or a list of them.")
     timeout = payload.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
         add("timeout", "The timeout must be a positive number of seconds.")
     return errors
+
+
+def _check_combining(payload: dict, operation: str, add: Any) -> None:
+    output_format = payload.get("output_format")
+    allowed = COMBINING_OPERATIONS[operation]
+    if not isinstance(output_format, str) or not output_format.strip():
+        add("output_format", "The output format field is required.")
+    elif converters.normalize_format(output_format) not in allowed:
+        add(
+            "output_format",
+            f"The engine cannot {operation} into {output_format} files; choose {', '.join(allowed)}.",
+        )
+    if (message := _filename_error(payload.get("filename"), required=False)) is not None:
+        add("filename", message)
+
+
+def _check_capture(payload: dict, add: Any) -> None:
+    if not is_http_url(payload.get("url")):
+        add("url", "The url must be a valid http(s) URL without spaces.")
+    if (message := _filename_error(payload.get("filename"), required=False)) is not None:
+        add("filename", message)
+    if (message := _headers_error(payload.get("headers"))) is not None:
+        add("headers", message)
+    output_format = payload.get("output_format")
+    if not isinstance(output_format, str) or not output_format.strip():
+        add("output_format", "The output format field is required.")
+        return
+    captures = {c.output_format: c for c in converters.available(CAPTURE_OPERATION)}
+    conversion = captures.get(converters.normalize_format(output_format))
+    if conversion is None:
+        listed = ", ".join(captures) or "nothing (Chromium is not installed)"
+        add("output_format", f"The engine cannot capture websites as {output_format}; choose {listed}.")
+        return
+    try:
+        converters.clean_options(conversion, payload)
+    except converters.InvalidOptions as error:
+        for key, messages in error.errors.items():
+            for message in messages:
+                add(key, message)
 
 
 def _check_processing(payload: dict, operation: str, known_formats: dict[str, str | None], add: Any) -> None:

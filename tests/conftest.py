@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import connections
 from django_tasks_db.management.commands.db_worker import Worker
 
 
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path: Path) -> None:
-    """Each test writes files into its own folder."""
+    """Each test writes files into its own folder, and starts with an empty cache."""
+    cache.clear()
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {

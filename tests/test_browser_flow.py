@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_a_user_converts_a_png_to_jpg_and_downloads_it(page, alice, worker, tmp_path):
     log_in(page, "alice", "alice-password")
     page.get_by_role("link", name="New conversion").first.click()
+    expect(page.locator("#drop-zone")).to_be_visible()  # convert.js has taken over the form
     source = tmp_path / "sunset.png"
     source.write_bytes(png_bytes((80, 60)))
     page.get_by_label("choose files").set_input_files(str(source))

@@ -147,7 +147,7 @@ def test_it_rejects_bad_option_values_by_field(params: dict, field: str) -> None
 
 
 def test_it_shares_one_declaration_of_the_raster_options() -> None:
-    rasters = [c for c in converters.available() if c.input_format == "pdf" and c.group == "image"]
+    rasters = [c for c in converters.available("convert") if c.input_format == "pdf" and c.group == "image"]
 
     assert {c.output_format for c in rasters} >= {"png", "jpg"}
     for conversion in rasters:

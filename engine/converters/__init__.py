@@ -214,7 +214,8 @@ def clean_options(conversion: Conversion, params: dict) -> dict:
 
     Keys that are not declared options are ignored, because task payloads also carry input,
     output_format, filename, engine, timeout and more. A null or blank value means "use the default",
-    as a blank form field or a JSON null would.
+    as a blank form field or a JSON null would. The conversion's `check` then judges the options
+    together (an end before a start), so those errors are 422s at creation time too.
     """
     cleaned: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
@@ -235,9 +236,18 @@ def clean_options(conversion: Conversion, params: dict) -> dict:
 
 
 # The families register themselves on import; they import the names above, so this comes last.
-from engine.converters import image, media, office, pdf  # noqa: E402
+from engine.converters import image, image_formats, markup, media, office, optimize, pdf, svg  # noqa: E402
+from engine.converters import thumbnail, watermark  # noqa: E402
+from engine.converters import web  # noqa: E402
 
 register(image.CONVERSIONS)
 register(pdf.CONVERSIONS)
 register(office.CONVERSIONS)
 register(media.CONVERSIONS)
+register(markup.CONVERSIONS)
+register(svg.CONVERSIONS)
+register(image_formats.CONVERSIONS)
+register(optimize.CONVERSIONS)
+register(thumbnail.CONVERSIONS)
+register(watermark.CONVERSIONS)
+register(web.CONVERSIONS)

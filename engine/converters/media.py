@@ -108,7 +108,8 @@ def _codec_option(name: str, choices: tuple[str, ...]) -> Option:
     kind = "Video" if name == "video_codec" else "Audio"
     return Option(
         name, "enum", default=choices[0], possible_values=choices,
-        description=f"{kind} codec; copy keeps the input's stream as it is" + (", none drops the sound." if "none" in choices else "."),
+        description=f"{kind} codec; copy keeps the input's stream as it is"
+        + (", none drops the sound." if "none" in choices else "."),
     )
 
 
@@ -130,12 +131,15 @@ def check_options(output_format: str, options: dict) -> dict[str, list[str]]:
     if video == "copy":
         changed = [name for name in ("crf", "width", "height", "fps") if options.get(name) is not None]
         if changed:
-            errors["video_codec"] = [f"copy keeps the video as it is, so it cannot apply {', '.join(changed)}; choose a codec."]
+            errors["video_codec"] = [
+                f"video_codec copy keeps the video as it is, so it cannot apply {', '.join(changed)}; choose a codec."
+            ]
     elif video and options.get("crf") is not None and options["crf"] > CRF_LIMITS.get(video, 63):
         errors["crf"] = [f"crf must be between 0 and {CRF_LIMITS[video]} with {video}."]
     audio = options.get("audio_codec") or AUDIO_CODECS.get(output_format, ("none",))[0]
     if options.get("audio_bitrate") is not None and audio not in LOSSY_AUDIO:
-        errors["audio_bitrate"] = [f"audio_bitrate applies to lossy codecs only ({', '.join(sorted(LOSSY_AUDIO))}), not {audio}."]
+        lossy = ", ".join(sorted(LOSSY_AUDIO))
+        errors["audio_bitrate"] = [f"audio_bitrate applies to lossy codecs only ({lossy}), not {audio}."]
     return errors
 
 
@@ -194,12 +198,11 @@ def probe(src: Path, input_format: str) -> Probe:
         duration = float(container["duration"])
     except (KeyError, TypeError, ValueError):
         duration = None
-    return Probe(
-        duration=duration,
-        # Cover art in music files is a "video" stream too; it is not a picture to convert.
-        video=any(s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic") for s in streams),
-        audio=any(s.get("codec_type") == "audio" for s in streams),
-    )
+    # Cover art in music files is a "video" stream too; it is not a picture to convert.
+    pictures = [
+        s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
+    return Probe(duration=duration, video=bool(pictures), audio=any(s.get("codec_type") == "audio" for s in streams))
 
 
 def _even(value: int) -> int:
@@ -332,7 +335,10 @@ def convert_media(
     if status != 0 or not dest.exists() or dest.stat().st_size == 0:
         logger.info("ffmpeg failed on %s → %s: %s", input_format, target, detail)
         if "copy" in (options.get("video_codec"), options.get("audio_codec")):
-            message = f"The streams of this {label} file cannot be copied into {LABELS[target]}; choose a codec instead of copy."
+            message = (
+                f"The streams of this {label} file cannot be copied into {LABELS[target]}; "
+                "choose a codec instead of copy."
+            )
         elif re.search(r"Invalid data|corrupt|Error while decoding|invalid frame", detail, re.IGNORECASE):
             raise ConversionFailed("INVALID_FILE", f"The {label} file is damaged: ffmpeg could not decode it.")
         else:

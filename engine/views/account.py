@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from engine import converters
 from engine.auth import json_body
+from engine.combine import ARCHIVE_ENGINE, MERGE_ENGINE
 from engine.models import Webhook
 from engine.serializers import (
     api_url,
@@ -18,7 +19,12 @@ from engine.serializers import (
     paginated_response,
     webhook_to_api,
 )
-from engine.validation import EXPORT_OPERATIONS, IMPORT_OPERATIONS, is_http_url
+from engine.validation import (
+    COMBINING_OPERATIONS,
+    EXPORT_OPERATIONS,
+    IMPORT_OPERATIONS,
+    is_http_url,
+)
 
 # The engine has one local account: whoever holds ENGINE_API_KEY.
 ACCOUNT_ID = 1
@@ -56,13 +62,29 @@ def _catalogue(request: HttpRequest, operation: str | None) -> list[dict]:
     return items
 
 
+def _combining(request: HttpRequest, operation: str | None) -> list[dict]:
+    """merge and archive take files of any format, so they are listed by output format only."""
+    if request.GET.get("filter[input_format]"):
+        return []
+    engines = {"merge": MERGE_ENGINE[0], "archive": ARCHIVE_ENGINE[0]}
+    output_format = converters.normalize_format(request.GET.get("filter[output_format]") or "")
+    return [
+        {"operation": name, "output_format": fmt, "engine": engines[name], "credits": 1, "meta": {"group": name}}
+        for name, formats in COMBINING_OPERATIONS.items()
+        for fmt in formats
+        if operation in (None, name)
+        and output_format in ("", fmt)
+        and request.GET.get("filter[engine]") in (None, "", engines[name])
+    ]
+
+
 def formats(request: HttpRequest) -> HttpResponse:
     return json_response({"data": _catalogue(request, "convert")})
 
 
 def operations(request: HttpRequest) -> HttpResponse:
     operation = request.GET.get("filter[operation]") or None
-    items = _catalogue(request, operation)
+    items = _catalogue(request, operation) + _combining(request, operation)
     filtered_by_format = any(
         request.GET.get(f"filter[{key}]") for key in ("input_format", "output_format", "engine")
     )

@@ -237,5 +237,7 @@
     ready.forEach(start); // in parallel: each file has its own job and upload
   });
 
+  // Files chosen before this script ran (a quick user, or a browser restoring the form) count too.
+  if (fileInput.files.length) addFiles(fileInput.files);
   refresh();
 })();

@@ -1,0 +1,113 @@
+"""More raster formats with Pillow: ico and avif, to and from the formats of engine/converters/image.py.
+
+AVIF needs a Pillow built with libavif; its conversions are listed only where this Pillow can both
+read and write it. HEIC is absent: Pillow cannot read it without the pillow-heif plugin.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import PIL
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+
+from engine.converters import Conversion, ConversionFailed, Option, normalize_format, require_content
+from engine.converters.image import (
+    PILLOW_FORMATS,
+    QUALITY,
+    RESIZE_OPTIONS,
+    normalize_mode,
+    open_image,
+    resize,
+    save_image,
+)
+
+EXTRA_FORMATS: dict[str, str] = {"ico": "ICO", "avif": "AVIF"}
+LABELS: dict[str, str] = {"ico": "ICO", "avif": "AVIF"}
+# Icon sizes written into an .ico, as Windows picks among them; Pillow keeps those the picture can fill.
+ICO_SIZES = [(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)]
+
+
+@functools.cache
+def supported(fmt: str) -> bool:
+    """Whether this Pillow reads and writes fmt (AVIF depends on how Pillow was built)."""
+    if fmt == "avif" and not features.check("avif"):
+        return False
+    Image.init()
+    name = EXTRA_FORMATS[fmt]
+    return name in Image.OPEN and name in Image.SAVE
+
+
+def open_extra(src: Path, input_format: str) -> Image.Image:
+    """The decoded picture (the largest of an icon's sizes), or ConversionFailed saying why not."""
+    label = LABELS[input_format]
+    require_content(src, label)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(src, formats=[EXTRA_FORMATS[input_format]]) as img:
+                img.load()
+                return ImageOps.exif_transpose(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ConversionFailed(
+            "INVALID_FILE",
+            f"The image is too large to convert safely (over {Image.MAX_IMAGE_PIXELS:,} pixels).",
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise ConversionFailed("INVALID_FILE", f"The file is not a valid {label} image.") from None
+
+
+def save_extra(img: Image.Image, dest: Path, output_format: str, options: dict) -> None:
+    if output_format == "ico":
+        if img.width != img.height:
+            # Icons are square: centre the picture on a transparent square rather than squash it.
+            square = Image.new("RGBA", (max(img.size),) * 2, (0, 0, 0, 0))
+            square.paste(img, ((square.width - img.width) // 2, (square.height - img.height) // 2))
+            img = square
+        fitting = [size for size in ICO_SIZES if size[0] <= img.width]
+        img.save(dest, "ICO", sizes=fitting or [img.size])  # a picture under 16 px stays one icon of its size
+    else:
+        img.save(dest, "AVIF", quality=options.get("quality") or QUALITY.default)
+
+
+def convert_extra(
+    src: Path, workdir: Path, *, input_format: str, output_format: str, options: dict, stem: str
+) -> list[Path]:
+    target = normalize_format(output_format)
+    img = open_extra(src, input_format) if input_format in EXTRA_FORMATS else open_image(src, input_format)
+    img = resize(normalize_mode(img, target), options)
+    dest = workdir / f"{stem}.{output_format.lower()}"
+    if target in EXTRA_FORMATS:
+        save_extra(img, dest, target, options)
+    else:
+        save_image(img, dest, target, options)
+    return [dest]
+
+
+def _all_supported(formats: tuple[str, ...]) -> bool:
+    return all(supported(fmt) for fmt in formats)
+
+
+def _conversion(input_format: str, output_format: str) -> Conversion:
+    lossy = output_format in ("jpg", "webp", "avif")
+    options: tuple[Option, ...] = RESIZE_OPTIONS + ((QUALITY,) if lossy else ())
+    extras = [fmt for fmt in (input_format, output_format) if fmt in EXTRA_FORMATS]
+    return Conversion(
+        operation="convert",
+        input_format=input_format,
+        output_format=output_format,
+        engine="pillow",
+        engine_version=PIL.__version__,
+        group="document" if output_format == "pdf" else "image",
+        options=options,
+        run=functools.partial(convert_extra, input_format=input_format),
+        is_installed=functools.partial(_all_supported, tuple(extras)),
+    )
+
+
+CONVERSIONS: list[Conversion] = [
+    *(_conversion(extra, target) for extra in EXTRA_FORMATS for target in [*PILLOW_FORMATS, *EXTRA_FORMATS, "pdf"]),
+    *(_conversion(source, extra) for source in PILLOW_FORMATS for extra in EXTRA_FORMATS),
+]
