@@ -162,8 +162,8 @@ if STORAGE_BACKEND == "s3":
 elif STORAGE_BACKEND != "filesystem":
     raise ImproperlyConfigured("STORAGE_BACKEND must be 'filesystem' or 's3'.")
 
-# Background work (django-tasks). The database backend needs nothing but the database;
-# set TASKS_BACKEND=django_tasks_rq.RQBackend (with RQ_URL) to scale out on Redis.
+# Background work (django-tasks). The database backend needs nothing but the database, and any
+# number of `db_worker` processes on any number of machines share it.
 TASKS = {
     "default": {
         "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),

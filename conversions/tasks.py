@@ -24,23 +24,22 @@ def poll_delay(attempt: int) -> float:
 
 @task()
 def poll_job(job_id: int, attempt: int) -> str:
-    """Finish jobs when webhooks cannot reach us: ask the API, apply, come back later."""
+    """Finish jobs when webhooks cannot reach us: ask the API, apply, come back later.
+
+    The next poll is queued before this one does its work, so a worker killed in the middle
+    of it does not end the chain; a poll that finds the job ended simply stops."""
     job = ConversionJob.objects.filter(pk=job_id).first()
     if job is None or not job.is_running or not job.remote_job_id:
         return "done"
-    try:
-        job = services.job_refresh(job=job)
-    except ApiError as error:
-        if not error.retryable:
-            logger.error("job %s: polling stopped: %r", job.uuid, error)
-            return "stopped"
-        logger.info("job %s: API unavailable while polling (%r); will retry", job.uuid, error)
-    if not job.is_running:
-        return job.status
     if timezone.now() - job.created_at > POLL_GIVE_UP_AFTER:
         return "gave up"
     poll_job.using(run_after=timezone.now() + timedelta(seconds=poll_delay(attempt))).enqueue(job_id, attempt + 1)
-    return "again"
+    try:
+        job = services.job_refresh(job=job)
+    except ApiError as error:
+        # Retryable or not (a wrong key an admin will fix), the next poll tries again.
+        logger.log(logging.INFO if error.retryable else logging.ERROR, "job %s: poll failed: %r", job.uuid, error)
+    return job.status
 
 
 @task()

@@ -5,7 +5,6 @@ import io
 import re
 from html.parser import HTMLParser
 
-import pypdfium2
 import pytest
 import requests
 from django.urls import reverse

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from engine import converters
-from engine.converters import ConversionFailed, InvalidOptions, office
+from engine.converters import ConversionFailed, InvalidOptions
 from engine.converters.pdf import PAGES, PIXEL_DENSITY
 
 COLORS = [(220, 20, 20), (20, 180, 20), (20, 20, 220), (200, 200, 0)]
