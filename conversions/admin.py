@@ -4,7 +4,7 @@ from django.http import HttpRequest
 
 from conversions import services
 from conversions.cloudconvert.errors import ApiError
-from conversions.models import ConversionJob, OutputFile, WebhookDelivery
+from conversions.models import ConversionJob, OutputFile, Preset, WebhookDelivery
 
 
 class OutputFileInline(admin.TabularInline):
@@ -47,3 +47,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ("event",)
     search_fields = ("remote_job_id", "body_sha256")
     readonly_fields = ("body_sha256", "event", "remote_job_id", "received_at")
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "output_format", "created_at")
+    list_filter = ("output_format",)
+    search_fields = ("name", "user__username")
+    list_select_related = ("user",)
