@@ -239,11 +239,22 @@ IMPORTS: dict[str, Callable[[Task, Path], Outcome]] = {
 }
 
 
+def read_metadata(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
+    """`metadata`: what the first input file is (sizes, pages, duration, EXIF...), as scalars."""
+    from engine.converters.metadata import read_metadata as read
+
+    source = input_files(task)[0]
+    src = download_to(source, workdir / "in")
+    fmt = task.payload.get("input_format") or PurePosixPath(source.filename).suffix
+    return Outcome(files=[], result={"metadata": read(src, fmt)})
+
+
 # Operations that make one output of the whole task rather than one per input file.
 WHOLE_TASK: dict[str, Callable[[Task, Path, Callable[[int], None]], Outcome]] = {
     "merge": merge_files,
     "archive": archive_files,
     "capture-website": capture_website,
+    "metadata": read_metadata,
 }
 
 

@@ -22,6 +22,7 @@ EXPORT_OPERATIONS = frozenset({"export/url"})
 # Operations whose many input files become one output file, whatever their formats.
 COMBINING_OPERATIONS: dict[str, tuple[str, ...]] = {"merge": MERGE_FORMATS, "archive": ARCHIVE_FORMATS}
 CAPTURE_OPERATION = "capture-website"  # takes a `url`, no input task
+METADATA_OPERATION = "metadata"  # reads its input; its result is `result.metadata`, not a file
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 # Keys with a meaning of their own; every other key of a processing task is a conversion option.
 COMMON_KEYS = frozenset(
@@ -61,7 +62,11 @@ def processing_operations() -> set[str]:
 
 
 def supported_operations() -> set[str]:
-    return set(IMPORT_OPERATIONS | EXPORT_OPERATIONS | COMBINING_OPERATIONS.keys()) | processing_operations()
+    return (
+        set(IMPORT_OPERATIONS | EXPORT_OPERATIONS | COMBINING_OPERATIONS.keys())
+        | {METADATA_OPERATION}
+        | processing_operations()
+    )
 
 
 def is_http_url(value: Any) -> bool:
@@ -144,6 +149,8 @@ def check_task(
         _check_combining(payload, operation, add)
     elif operation == CAPTURE_OPERATION:
         _check_capture(payload, add)
+    elif operation == METADATA_OPERATION:
+        pass  # any input file; what it is decides what is read
     else:
         _check_processing(payload, operation, known_formats, add)
 

@@ -398,3 +398,37 @@ def test_url_import_of_a_forged_or_expired_engine_link_fails_with_a_sentence(
         assert "invalid or has expired" in task["message"]
     # Only the engine's exact address counts as its own; any other goes through the address check.
     assert "private or local address" in other_task["message"]
+
+
+def test_metadata_describes_the_input_as_scalars(live_engine: str, worker) -> None:
+    api = Api(live_engine)
+    job = api.create_job(
+        {
+            "in": imported(pdf_bytes(3), "report.pdf"),
+            "meta": {"operation": "metadata", "input": "in"},
+        }
+    )
+    job = api.wait_job(job["id"])
+    assert job["status"] == "finished", job
+    metadata = task_named(job, "meta")["result"]["metadata"]
+    assert metadata["PageCount"] == "3"
+    assert all(isinstance(value, str) for value in metadata.values())
+
+
+def test_metadata_of_a_damaged_file_fails_in_words(live_engine: str, worker) -> None:
+    api = Api(live_engine)
+    job = api.create_job(
+        {
+            "in": imported(b"not an image at all", "photo.png"),
+            "meta": {"operation": "metadata", "input": "in"},
+        }
+    )
+    job = api.wait_job(job["id"])
+    meta = task_named(job, "meta")
+    assert (job["status"], meta["status"]) == ("error", "error")
+    assert meta["message"] and "Traceback" not in meta["message"]
+
+
+def test_the_operations_list_names_metadata(live_engine: str) -> None:
+    listed = requests.get(f"{live_engine}/v2/operations", timeout=30).json()["data"]
+    assert {"operation": "metadata", "credits": 0, "meta": {"group": "metadata"}} in listed

@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CCWEB_", "ENGINE_", "CLOUDCONVERT_", "SECRET_KEY"))}
+    # The process's own settings stay out, and so does the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE.
+    prefixes = ("CCWEB_", "ENGINE_", "CLOUDCONVERT_", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
     )

@@ -102,8 +102,11 @@ def _media(path: Path) -> dict[str, object] | None:
     info: dict[str, object] = {
         **_base(path, suffix), "Duration": container.get("duration"), "BitRate": container.get("bit_rate")
     }
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    # ffprobe guesses still-image "streams" from the file name alone: one without a size is no picture.
+    video = next((s for s in streams if s.get("codec_type") == "video" and s.get("width")), None)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None and audio is None:
+        return None
     if video:
         info.update(
             VideoCodec=video.get("codec_name"), ImageWidth=video.get("width"), ImageHeight=video.get("height"),

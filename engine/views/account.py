@@ -23,6 +23,7 @@ from engine.validation import (
     COMBINING_OPERATIONS,
     EXPORT_OPERATIONS,
     IMPORT_OPERATIONS,
+    METADATA_OPERATION,
     is_http_url,
 )
 
@@ -89,8 +90,9 @@ def operations(request: HttpRequest) -> HttpResponse:
         request.GET.get(f"filter[{key}]") for key in ("input_format", "output_format", "engine")
     )
     if not filtered_by_format:
-        # Imports and exports take no formats; they are listed so clients can discover them.
-        transfers = sorted(IMPORT_OPERATIONS | EXPORT_OPERATIONS)
+        # Imports and exports take no formats, and metadata reads any file; they are listed so
+        # clients can discover them.
+        transfers = sorted(IMPORT_OPERATIONS | EXPORT_OPERATIONS | {METADATA_OPERATION})
         items += [
             {"operation": name, "credits": 0, "meta": {"group": name.split("/")[0]}}
             for name in transfers
