@@ -7,12 +7,17 @@ import uuid
 from django.db import models
 
 
+class Status(models.TextChoices):
+    """The four statuses of jobs and tasks alike; SDKs crash on any other (PROTOCOL §10.4)."""
+
+    WAITING = "waiting"
+    PROCESSING = "processing"
+    FINISHED = "finished"
+    ERROR = "error"
+
+
 class Job(models.Model):
-    class Status(models.TextChoices):
-        WAITING = "waiting"
-        PROCESSING = "processing"
-        FINISHED = "finished"
-        ERROR = "error"
+    Status = Status
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tag = models.CharField(max_length=255, null=True, blank=True)
@@ -43,11 +48,7 @@ class Job(models.Model):
 
 
 class Task(models.Model):
-    class Status(models.TextChoices):
-        WAITING = "waiting"
-        PROCESSING = "processing"
-        FINISHED = "finished"
-        ERROR = "error"
+    Status = Status
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     job = models.ForeignKey(Job, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks")
