@@ -44,7 +44,7 @@ class ConversionJob(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             # The dashboard: a user's jobs, newest first.
-            models.Index(fields=["user", "-created_at"], name="job_user_recent_idx"),
+            models.Index(fields=["user", "-created_at", "-id"], name="job_user_recent_idx"),
             # Webhooks and polling find a job by the API's id.
             models.Index(fields=["remote_job_id"], name="job_remote_id_idx"),
         ]
