@@ -3,6 +3,8 @@ only the outputs valid for an input, and the options declared for each (input, o
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 GROUP_LABELS = {
     "image": "Images",
@@ -14,6 +16,12 @@ GROUP_LABELS = {
     "ebook": "E-books",
     "archive": "Archives",
 }
+
+
+def input_format_of(name: str) -> str:
+    """The input format the API will assume: the file name's extension, lower case."""
+    suffix = PurePosixPath(urlsplit(name).path if "://" in name else name).suffix.lower().lstrip(".")
+    return {"jpeg": "jpg", "tif": "tiff", "htm": "html"}.get(suffix, suffix)
 
 
 @dataclass
@@ -31,6 +39,9 @@ class Catalogue:
 
     def __bool__(self) -> bool:
         return bool(self._pairs)
+
+    def knows_input(self, input_format: str) -> bool:
+        return any(inp == input_format for inp, _ in self._pairs)
 
     def converts(self, input_format: str, output_format: str) -> bool:
         return (input_format, output_format) in self._pairs

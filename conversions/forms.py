@@ -3,12 +3,9 @@
 The option fields are not written here: they are generated from the options the API declares
 (GET /v2/convert/formats?include=options), so a new converter option appears without a change."""
 
-from pathlib import PurePosixPath
-from urllib.parse import urlsplit
-
 from django import forms
 
-from conversions.catalogue import Catalogue
+from conversions.catalogue import Catalogue, input_format_of
 
 # Words for option names the API only gives as identifiers.
 OPTION_HELP = {
@@ -20,12 +17,6 @@ OPTION_HELP = {
     "fit": ("Fit", "How the image fits into width × height."),
 }
 OPTION_PREFIX = "option_"
-
-
-def input_format_of(name: str) -> str:
-    """The input format the API will assume: the file name's extension, lower case."""
-    suffix = PurePosixPath(urlsplit(name).path if "://" in name else name).suffix.lower().lstrip(".")
-    return {"jpeg": "jpg", "tif": "tiff", "htm": "html"}.get(suffix, suffix)
 
 
 def option_field(option: dict) -> forms.Field:
@@ -86,7 +77,9 @@ class ConvertForm(forms.Form):
         data = super().clean()
         output = data.get("output_format")
         input_format = self.input_format()
-        if output and input_format:
+        # A URL's "extension" may be anything (.php, .aspx): only a known input format is checked.
+        from_url = not data.get("filename")
+        if output and input_format and not (from_url and not self.catalogue.knows_input(input_format)):
             if not self.catalogue.converts(input_format, output):
                 raise forms.ValidationError(
                     f"{input_format.upper()} files cannot be converted to {output.upper()}. Choose another format."
@@ -95,7 +88,8 @@ class ConvertForm(forms.Form):
 
     def options(self) -> dict:
         """The options the user set that this conversion declares, as the convert task takes them."""
-        declared = {o["name"] for o in self.catalogue.options_for(self.input_format(), self.cleaned_data["output_format"])}
+        input_format = self.input_format() if self.catalogue.knows_input(self.input_format()) else ""
+        declared = {o["name"] for o in self.catalogue.options_for(input_format, self.cleaned_data["output_format"])}
         chosen = {}
         for name in declared:
             value = self.cleaned_data.get(OPTION_PREFIX + name)

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conversions import selectors
+from conversions.catalogue import input_format_of
 from conversions.cloudconvert.client import api_config, get_client
 from conversions.cloudconvert.errors import ApiError, InvalidData, NotFound, Unauthenticated
 from conversions.models import ConversionJob, OutputFile, Preset, WebhookDelivery
@@ -36,7 +37,8 @@ def api_error_sentence(error: ApiError) -> str:
     if isinstance(error, Unauthenticated):
         return "ccweb could not sign in to the conversion service. Please tell an administrator."
     if isinstance(error, InvalidData):
-        fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in error.errors.items())
+        # "tasks.convert.pixel_density" → "pixel_density": the user set options, not tasks.
+        fields = "; ".join(f"{k.rsplit('.', 1)[-1]}: {' '.join(v)}" for k, v in error.errors.items())
         return f"The conversion service refused these settings ({fields or error.message}). Change them and try again."
     if error.retryable:
         return "The conversion service is busy or cannot be reached right now. Please try again in a minute."
@@ -72,9 +74,13 @@ def _job_tasks(job: ConversionJob, *, redirect_after_upload: bool) -> dict:
         if api_config().is_engine:
             # The engine's upload URL itself refuses bigger files (CloudConvert has no such option).
             source["max_file_size"] = settings.CONVERSIONS_MAX_UPLOAD_SIZE
+    convert = {"operation": "convert", "input": "import", "output_format": job.output_format, **job.options}
+    if input_format := input_format_of(job.input_filename):
+        # Known up front, the API checks the conversion and its options when the job is created.
+        convert["input_format"] = input_format
     return {
         "import": source,
-        "convert": {"operation": "convert", "input": "import", "output_format": job.output_format, **job.options},
+        "convert": convert,
         "export": {"operation": "export/url", "input": "convert"},
         # The original stays reachable for a retry as long as the API keeps files (24 h).
         ORIGINAL_EXPORT: {"operation": "export/url", "input": "import"},

@@ -242,10 +242,9 @@ def _check_processing(payload: dict, operation: str, known_formats: dict[str, st
 
 def produced_format(payload: dict, operation: str) -> str | None:
     """The format of the file an import will produce, when its filename already says it."""
-    if operation in ("import/base64", "import/raw"):
+    if operation in ("import/base64", "import/raw", "import/url"):
+        # Not a URL's path: /report.php may well serve a PDF; the download's own name decides then.
         return format_of(payload.get("filename"))
-    if operation == "import/url":
-        return format_of(payload.get("filename") or urlsplit(str(payload.get("url") or "")).path)
     return None
 
 

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from conversions.models import ConversionJob
+from tests.stub_api import api, reply_json  # noqa: F401  (api is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = reverse("conversions:convert")
@@ -85,3 +86,38 @@ def test_the_upload_size_limit_is_shown_before_the_upload(client, alice, live_en
     html = client.get(URL).content.decode()
     assert "Files up to 5.0\xa0MB each." in html
     assert 'data-max-size="5242880"' in html
+
+
+def test_options_the_api_refuses_are_explained_and_the_job_recorded(client, alice, live_engine):
+    client.force_login(alice)
+    response = client.post(URL, {"output_format": "png", "filename": "a.pdf", "option_pixel_density": "5000"}, **JSON)
+    assert response.status_code == 502
+    message = response.json()["error"]
+    assert message.startswith("The conversion service refused these settings (pixel_density: ")
+    assert message.endswith("Change them and try again.")
+    job = ConversionJob.objects.get()
+    assert (job.status, job.error_code, job.error_message) == ("error", "INVALID_DATA", message)
+
+
+def test_a_rate_limited_api_gets_a_sentence_not_an_error_page(client, alice, settings, api):
+    settings.CLOUDCONVERT_API_KEY = "a-cloudconvert-key"
+    settings.CLOUDCONVERT_API_URL = f"{api.url}/v2"
+    formats = {"data": [{"operation": "convert", "input_format": "png", "output_format": "jpg", "engine": "imagemagick",
+                         "credits": 1, "meta": {"group": "image"}}]}
+    too_many = reply_json(429, {"message": "Too Many Requests", "code": "TOO_MANY_REQUESTS"}, {"Retry-After": "600"})
+    api.script(reply_json(200, formats), too_many)
+    client.force_login(alice)
+    response = client.post(URL, {"output_format": "jpg"}, follow=True)
+    assert response.status_code == 200
+    assert "The conversion service is busy or cannot be reached right now." in response.content.decode()
+    assert [seen.path for seen in api.seen] == ["/v2/convert/formats", "/v2/jobs"]
+    assert ConversionJob.objects.get().status == "error"
+
+
+def test_a_url_whatever_its_ending_is_accepted_with_its_options(client, alice, live_engine):
+    client.force_login(alice)
+    source = "https://downloads.example.com/report.php?id=7"
+    response = client.post(URL, {"output_format": "png", "source_url": source, "option_pixel_density": "96"})
+    job = ConversionJob.objects.get()
+    assert response["Location"] == job.get_absolute_url()
+    assert (job.source_url, job.options) == (source, {"pixel_density": 96})
