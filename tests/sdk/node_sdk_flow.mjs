@@ -28,10 +28,13 @@ const engineOrigin = new URL(engine).origin;
 
 // Every request the SDK (or this script) makes must reach the engine, never cloudconvert.com.
 const requests = [];
+const anonymous = []; // the ones sent without the API key
 const realFetch = globalThis.fetch;
 globalThis.fetch = (input, init) => {
     const url = new URL(input instanceof Request ? input.url : input);
-    requests.push(`${init?.method ?? 'GET'} ${url.pathname}`);
+    const request = `${init?.method ?? 'GET'} ${url.pathname}`;
+    requests.push(request);
+    if (!new Headers(init?.headers).has('authorization')) anonymous.push(request);
     if (url.origin !== engineOrigin) {
         return Promise.reject(new Error(`request outside the engine: ${url.href}`));
     }
@@ -83,8 +86,15 @@ const bytes = Buffer.from(await download.arrayBuffer());
 writeFileSync(env('OUTPUT_JPG'), bytes);
 report.download = { status: download.status, content_type: download.headers.get('content-type'), bytes: bytes.length };
 
-// A standalone upload task that stays waiting, then tasks.cancel: error / CANCELLED
-const waiting = await cc.tasks.create('import/upload', { tag: 'node-sdk-later' });
+// jobs.all with filter[status], while a second job waits for its upload
+const later = await cc.jobs.create({ tag: 'node-sdk-later', tasks: { later: { operation: 'import/upload' } } });
+report.later_job_id = later.id;
+report.jobs_finished = (await cc.jobs.all({ 'filter[status]': 'finished' })).map((j) => j.id);
+report.jobs_waiting = (await cc.jobs.all({ 'filter[status]': 'waiting' })).map((j) => j.id);
+report.job_tasks_listed = (await cc.tasks.all({ 'filter[job_id]': job.id })).length;
+
+// tasks.cancel of that waiting upload task: error / CANCELLED, and so is its job
+const waiting = later.tasks[0];
 const cancelled = await cc.tasks.cancel(waiting.id);
 const cancelledAgain = await cc.tasks.get(waiting.id);
 report.cancel = {
@@ -92,18 +102,15 @@ report.cancel = {
     form: Boolean(waiting.result?.form?.url),
     status: cancelled.status,
     code: cancelled.code,
-    fetched: [cancelledAgain.status, cancelledAgain.code]
+    fetched: [cancelledAgain.status, cancelledAgain.code],
+    job: (await cc.jobs.get(later.id)).status
 };
-
-// jobs.all with filter[status]
-report.jobs_finished = (await cc.jobs.all({ 'filter[status]': 'finished' })).map((j) => j.id);
-report.jobs_waiting = (await cc.jobs.all({ 'filter[status]': 'waiting' })).map((j) => j.id);
-report.job_tasks_listed = (await cc.tasks.all({ 'filter[job_id]': job.id })).length;
 
 // tasks.create('import/url') of the engine's own export link, then tasks.wait
 const imported = await cc.tasks.create('import/url', { url: file.url, filename: 'again.jpg' });
 const importedDone = await cc.tasks.wait(imported.id);
 report.import_url = {
+    id: imported.id,
     created: imported.status,
     status: importedDone.status,
     files: (importedDone.result?.files ?? []).map((f) => f.filename)
@@ -116,6 +123,7 @@ const retried = typeof cc.tasks.retry === 'function'
     : await cc.call('POST', `tasks/${convertTask.id}/retry`);
 const retriedDone = await cc.tasks.wait(retried.id);
 report.retry = {
+    id: retried.id,
     sdk_method: typeof cc.tasks.retry === 'function',
     retry_of: retried.retry_of_task_id,
     original: convertTask.id,
@@ -140,7 +148,6 @@ report.task_deleted = (await cc.tasks.delete(retried.id)) === undefined;
 report.job_deleted = (await cc.jobs.delete(job.id)) === undefined;
 report.deleted_job = await failure(cc.jobs.get(job.id));
 report.job_id = job.id;
-report.waiting_task_id = waiting.id;
 
 // webhooks.verify with a signature the Python test computed over the payload's bytes
 const payload = readFileSync(env('WEBHOOK_PAYLOAD_FILE'), 'utf-8');
@@ -153,4 +160,5 @@ report.webhook = {
 };
 
 report.requests = requests;
+report.anonymous = anonymous;
 console.log(JSON.stringify(report));
