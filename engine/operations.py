@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -21,7 +20,7 @@ from engine.converters import ConversionFailed, web
 from engine.converters.tools import tool_timeout
 from engine.models import File, Task
 from engine.storage import download_to, engine_storage, store_file
-from engine.validation import EXPORT_OPERATIONS
+from engine.validation import EXPORT_OPERATIONS, is_uuid
 
 
 @dataclass
@@ -78,18 +77,10 @@ def _own_file(url: str) -> File | None:
             "INVALID_SIGNATURE",
             "The engine's download link is invalid or has expired; export the file again for a fresh link.",
         )
-    file = File.objects.filter(pk=file_id).first() if _is_uuid(file_id) else None
+    file = File.objects.filter(pk=file_id).first() if is_uuid(file_id) else None
     if file is None or not engine_storage().exists(file.path):
         raise ConversionFailed("IMPORT_FAILED", "The file behind the engine's download link has been deleted.")
     return file
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _output_name(pattern: str | None, produced: Path, index: int, total: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import IO
 
 from django.db import transaction
@@ -16,6 +15,7 @@ from engine.validation import (
     check_task,
     format_of,
     input_list,
+    is_uuid,
     produced_format,
 )
 
@@ -82,7 +82,7 @@ def task_create(*, operation: str, payload: dict) -> Task:
     known: list[Task] = []
     errors: dict[str, list[str]] = {}
     for task_id in inputs:
-        task = Task.objects.filter(pk=task_id).first() if _is_uuid(task_id) else None
+        task = Task.objects.filter(pk=task_id).first() if is_uuid(task_id) else None
         if task is None:
             errors.setdefault("input", []).append(f"The input task {task_id} does not exist.")
         else:
@@ -98,14 +98,6 @@ def task_create(*, operation: str, payload: dict) -> Task:
         task = _new_task(job=None, spec=spec, depends_on=known)
         _start([task])
     return task
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _finished_format(task: Task) -> str | None:

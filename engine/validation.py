@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -67,6 +68,14 @@ def supported_operations() -> set[str]:
         | {METADATA_OPERATION}
         | processing_operations()
     )
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def is_http_url(value: Any) -> bool:

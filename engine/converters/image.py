@@ -53,15 +53,16 @@ FIT = Option(
 RESIZE_OPTIONS = (WIDTH, HEIGHT, FIT)
 
 
-def open_image(src: Path, input_format: str) -> Image.Image:
-    """The fully decoded first frame of src, or ConversionFailed saying why it cannot be read."""
-    label = LABELS[input_format]
+def open_image(src: Path, input_format: str, *, pillow_format: str | None = None, label: str | None = None) -> Image.Image:
+    """The fully decoded first frame of src (for an icon, its largest size), or ConversionFailed
+    saying why it cannot be read. pillow_format and label name formats beyond this module's."""
+    label = label or LABELS[input_format]
     require_content(src, label)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice its limit; we refuse from the limit on.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(src, formats=[PILLOW_FORMATS[input_format]]) as img:
+            with Image.open(src, formats=[pillow_format or PILLOW_FORMATS[input_format]]) as img:
                 img.load()  # decode now, inside the try: truncated data only fails here
                 return ImageOps.exif_transpose(img)  # phone photos are stored sideways
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

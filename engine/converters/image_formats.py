@@ -7,13 +7,12 @@ read and write it. HEIC is absent: Pillow cannot read it without the pillow-heif
 from __future__ import annotations
 
 import functools
-import warnings
 from pathlib import Path
 
 import PIL
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, features
 
-from engine.converters import Conversion, ConversionFailed, Option, normalize_format, require_content
+from engine.converters import Conversion, Option, normalize_format
 from engine.converters.image import (
     PILLOW_FORMATS,
     QUALITY,
@@ -40,25 +39,6 @@ def supported(fmt: str) -> bool:
     return name in Image.OPEN and name in Image.SAVE
 
 
-def open_extra(src: Path, input_format: str) -> Image.Image:
-    """The decoded picture (the largest of an icon's sizes), or ConversionFailed saying why not."""
-    label = LABELS[input_format]
-    require_content(src, label)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(src, formats=[EXTRA_FORMATS[input_format]]) as img:
-                img.load()
-                return ImageOps.exif_transpose(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ConversionFailed(
-            "INVALID_FILE",
-            f"The image is too large to convert safely (over {Image.MAX_IMAGE_PIXELS:,} pixels).",
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        raise ConversionFailed("INVALID_FILE", f"The file is not a valid {label} image.") from None
-
-
 def save_extra(img: Image.Image, dest: Path, output_format: str, options: dict) -> None:
     if output_format == "ico":
         if img.width != img.height:
@@ -76,7 +56,10 @@ def convert_extra(
     src: Path, workdir: Path, *, input_format: str, output_format: str, options: dict, stem: str
 ) -> list[Path]:
     target = normalize_format(output_format)
-    img = open_extra(src, input_format) if input_format in EXTRA_FORMATS else open_image(src, input_format)
+    if input_format in EXTRA_FORMATS:
+        img = open_image(src, input_format, pillow_format=EXTRA_FORMATS[input_format], label=LABELS[input_format])
+    else:
+        img = open_image(src, input_format)
     img = resize(normalize_mode(img, target), options)
     dest = workdir / f"{stem}.{output_format.lower()}"
     if target in EXTRA_FORMATS:
