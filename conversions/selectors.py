@@ -26,7 +26,8 @@ def _page_client() -> Client:
 
 
 def jobs_visible_to(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
-    return ConversionJob.objects.filter(user=user).prefetch_related("files")
+    """The one rule of who sees a job (and so its files): its owner."""
+    return ConversionJob.objects.filter(user=user)
 
 
 def jobs_matching(user: AbstractBaseUser, *, query: str = "", status: str = "", output_format: str = "") -> QuerySet[ConversionJob]:
@@ -34,7 +35,7 @@ def jobs_matching(user: AbstractBaseUser, *, query: str = "", status: str = "", 
     # Only what a row shows: the raw payload (every task, every URL) is for the job page.
     files = OutputFile.objects.only("uuid", "job_id", "filename", "thumbnail")
     jobs = (
-        ConversionJob.objects.filter(user=user)
+        jobs_visible_to(user)
         .only("uuid", "status", "input_filename", "output_format", "percent", "error_message", "created_at", "updated_at")
         .prefetch_related(Prefetch("files", queryset=files))
     )
@@ -49,7 +50,7 @@ def jobs_matching(user: AbstractBaseUser, *, query: str = "", status: str = "", 
 
 def jobs_started_today(user: AbstractBaseUser) -> int:
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return ConversionJob.objects.filter(user=user, created_at__gte=start).count()
+    return jobs_visible_to(user).filter(created_at__gte=start).count()
 
 
 def presets_of(user: AbstractBaseUser) -> QuerySet[Preset]:
@@ -79,14 +80,14 @@ def account_credits() -> int | None:
 
 def job_for_user(*, user: AbstractBaseUser, uuid: object) -> ConversionJob:
     """The job, or 404 for anyone who may not see it (no hint that it exists)."""
-    job = jobs_visible_to(user).filter(uuid=uuid).first()
+    job = jobs_visible_to(user).prefetch_related("files").filter(uuid=uuid).first()
     if job is None:
         raise Http404("No such conversion.")
     return job
 
 
 def file_for_user(*, user: AbstractBaseUser, uuid: object) -> OutputFile:
-    output = OutputFile.objects.select_related("job").filter(uuid=uuid, job__user=user).first()
+    output = OutputFile.objects.select_related("job").filter(uuid=uuid, job__in=jobs_visible_to(user)).first()
     if output is None:
         raise Http404("No such file.")
     return output

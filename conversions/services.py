@@ -53,10 +53,10 @@ class QuotaExceeded(ConversionError):
     pass
 
 
-def job_quota_check(*, user: AbstractBaseUser, count: int = 1) -> None:
+def job_quota_check(*, user: AbstractBaseUser) -> None:
     """Refuse to start jobs beyond the user's daily quota (CONVERSIONS_DAILY_JOB_QUOTA, 0: none)."""
     quota = settings.CONVERSIONS_DAILY_JOB_QUOTA
-    if quota and selectors.jobs_started_today(user) + count > quota:
+    if quota and selectors.jobs_started_today(user) >= quota:
         raise QuotaExceeded(
             f"You have reached today's limit of {quota} conversions. You can convert more files tomorrow."
         )
@@ -261,8 +261,12 @@ def _percent(tasks: list[dict], status: str) -> int:
     work = [t for t in tasks if not t.get("operation", "").startswith(("import/", "export/"))]
     if not work:
         return 0
-    progress = {"finished": lambda t: 100, "processing": lambda t: int(t.get("percent") or 0)}
-    done = sum(progress.get(t.get("status"), lambda t: 0)(t) for t in work)
+    done = 0
+    for task in work:
+        if task.get("status") == "finished":
+            done += 100
+        elif task.get("status") == "processing":
+            done += int(task.get("percent") or 0)
     return min(99, done // len(work))
 
 

@@ -21,7 +21,7 @@ from conversions.cloudconvert.client import api_config
 from conversions.cloudconvert.errors import ApiError
 from conversions.cloudconvert.webhooks import verify_signature
 from conversions.forms import OPTION_PREFIX, ConvertForm, DashboardFilterForm
-from conversions.zips import zip_of_outputs
+from conversions.zips import zip_filename, zip_of_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -240,8 +240,7 @@ def job_zip(request: HttpRequest, uuid: str) -> HttpResponse:
         logger.warning("zip of job %s failed: %r", job.uuid, error)
         messages.error(request, "Some files could not be fetched from the conversion service. Try again in a minute.")
         return redirect(job)
-    stem = (job.input_filename.rsplit(".", 1)[0] or "conversion") if job.input_filename else "conversion"
-    return FileResponse(archive, as_attachment=True, filename=f"{stem}-{job.output_format}.zip")
+    return FileResponse(archive, as_attachment=True, filename=zip_filename(job))
 
 
 @login_required

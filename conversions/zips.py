@@ -2,14 +2,21 @@
 
 import shutil
 import zipfile
+from pathlib import PurePosixPath
 from tempfile import SpooledTemporaryFile
 from typing import IO
 
 from conversions.cloudconvert.client import get_client
-from conversions.models import OutputFile
+from conversions.models import ConversionJob, OutputFile
 
 # Small archives stay in memory; bigger ones spill to a temporary file.
 SPOOL_MAX_MEMORY = 16 * 1024 * 1024
+
+
+def zip_filename(job: ConversionJob) -> str:
+    """photo.pdf → png gives photo-png.zip."""
+    stem = PurePosixPath(job.input_filename).stem or "conversion"
+    return f"{stem}-{job.output_format}.zip"
 
 
 def zip_of_outputs(outputs: list[OutputFile]) -> IO[bytes]:

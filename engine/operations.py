@@ -95,6 +95,19 @@ def _output_name(pattern: str | None, produced: Path, index: int, total: int) ->
     return f"{stem}-{index + 1}{suffix}"
 
 
+def _options_for(task: Task, conversion: converters.Conversion) -> dict:
+    """The task's options as the conversion declares them (a task error when they are invalid),
+    and the task marked with the engine that will run it."""
+    try:
+        options = converters.clean_options(conversion, task.payload)
+    except converters.InvalidOptions as error:
+        details = " ".join(message for messages in error.errors.values() for message in messages)
+        raise ConversionFailed("INVALID_OPTIONS", f"The options are invalid: {details}") from None
+    task.engine, task.engine_version = conversion.engine, conversion.engine_version
+    Task.objects.filter(pk=task.pk).update(engine=task.engine, engine_version=task.engine_version)
+    return options
+
+
 def process(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
     """convert and the other registry operations: each input file through the matching converter."""
     payload = task.payload
@@ -113,13 +126,7 @@ def process(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outco
                 f"This engine cannot {task.operation} {input_format or 'files without an extension'} "
                 f"to {output_format or input_format}; check the input file and output format.",
             )
-        try:
-            options = converters.clean_options(conversion, payload)
-        except converters.InvalidOptions as error:
-            details = " ".join(message for messages in error.errors.values() for message in messages)
-            raise ConversionFailed("INVALID_OPTIONS", f"The options are invalid: {details}") from None
-        task.engine, task.engine_version = conversion.engine, conversion.engine_version
-        Task.objects.filter(pk=task.pk).update(engine=task.engine, engine_version=task.engine_version)
+        options = _options_for(task, conversion)
         src = download_to(source, workdir / f"in-{index}")
         out_dir = workdir / f"out-{index}"
         out_dir.mkdir()
@@ -203,12 +210,7 @@ def capture_website(task: Task, workdir: Path, progress: Callable[[int], None]) 
         raise ConversionFailed(
             "INVALID_CONVERSION_TYPE", f"This engine cannot capture websites as {output_format or 'files'}."
         )
-    try:
-        options = converters.clean_options(conversion, payload)
-    except converters.InvalidOptions as error:
-        details = " ".join(message for messages in error.errors.values() for message in messages)
-        raise ConversionFailed("INVALID_OPTIONS", f"The options are invalid: {details}") from None
-    task.engine, task.engine_version = conversion.engine, conversion.engine_version
+    options = _options_for(task, conversion)
     # Chromium is stopped at the task's own deadline, not only its result dropped afterwards.
     timeout = min(task_timeout(task), tool_timeout())
     (path,) = conversion.run(

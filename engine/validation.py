@@ -203,6 +203,10 @@ def _check_capture(payload: dict, add: Any) -> None:
         listed = ", ".join(captures) or "nothing (Chromium is not installed)"
         add("output_format", f"The engine cannot capture websites as {output_format}; choose {listed}.")
         return
+    _check_options(conversion, payload, add)
+
+
+def _check_options(conversion: converters.Conversion, payload: dict, add: Any) -> None:
     try:
         converters.clean_options(conversion, payload)
     except converters.InvalidOptions as error:
@@ -241,12 +245,7 @@ def _check_processing(payload: dict, operation: str, known_formats: dict[str, st
         if conversion is None:
             add("output_format", f"Converting {fmt} to {output_format} is not supported.")
             continue
-        try:
-            converters.clean_options(conversion, payload)
-        except converters.InvalidOptions as error:
-            for key, messages in error.errors.items():
-                for message in messages:
-                    add(key, message)
+        _check_options(conversion, payload, add)
 
 
 def produced_format(payload: dict, operation: str) -> str | None:
