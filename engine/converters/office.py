@@ -216,7 +216,7 @@ class OfficeProcess:
 
     def kill(self) -> None:
         """Stop the bridge and soffice at once, and drop the profile a hung office may have left locked."""
-        self._reap()
+        self._reap(wait_for_group=True)  # a dying soffice.bin may still write to the profile
         self._drop_profile()
 
     def stop(self, *, keep_profile: bool = False) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -48,8 +47,38 @@ def props(**values: object) -> tuple:
     return tuple(result)
 
 
-def kill_session() -> None:
-    """Everything this bridge started shares its process group (it leads a new session)."""
+# Run detached, after the bridge is gone: soffice.bin keeps writing to its profile until it is
+# dead, so the profile is removed only once no process of the bridge's group runs any more.
+SWEEP = """
+import os, shutil, sys, time
+group, profile = sys.argv[1], sys.argv[2]
+def running():
+    for entry in os.listdir("/proc"):
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == group and fields[0] != "Z":
+            return True
+    return False
+deadline = time.monotonic() + 60
+while running() and time.monotonic() < deadline:
+    time.sleep(0.05)
+shutil.rmtree(profile, ignore_errors=True)
+"""
+
+
+def kill_session(profile: str | None = None) -> None:
+    """Everything this bridge started shares its process group (it leads a new session).
+
+    With `profile`, a detached sweeper removes that profile once the whole group has stopped.
+    """
+    if profile:
+        subprocess.Popen(
+            [sys.executable, "-c", SWEEP, str(os.getpgrp()), profile],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
@@ -57,8 +86,7 @@ def watch_parent(parent: int, profile: str) -> None:
     # The pool talks to us over pipes; if it is gone, nobody will ever ask us to stop or clean up.
     while os.getppid() == parent:
         time.sleep(1.0)
-    shutil.rmtree(profile, ignore_errors=True)
-    kill_session()
+    kill_session(profile)
 
 
 def start_office(soffice: str, profile: str) -> tuple[subprocess.Popen, object]:
@@ -163,9 +191,8 @@ def main() -> None:
         process.wait(timeout=10)
     except Exception:
         pass
-    if not asked_to_quit:  # stdin closed: the pool died, and its profile would be left behind
-        shutil.rmtree(args.profile, ignore_errors=True)
-    kill_session()
+    # stdin closed without a quit: the pool died, and its profile would be left behind
+    kill_session(None if asked_to_quit else args.profile)
 
 
 if __name__ == "__main__":
