@@ -1,10 +1,10 @@
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from conversions import services
 from conversions.cloudconvert.errors import ApiError
-from conversions.models import ConversionJob, OutputFile, Preset, WebhookDelivery
+from conversions.models import ConversionJob, OutputFile, Preset, Team, WebhookDelivery
 
 
 class OutputFileInline(admin.TabularInline):
@@ -17,10 +17,10 @@ class OutputFileInline(admin.TabularInline):
 
 @admin.register(ConversionJob)
 class ConversionJobAdmin(admin.ModelAdmin):
-    list_display = ("uuid", "user", "input_filename", "output_format", "status", "percent", "created_at", "finished_at")
-    list_filter = ("status", "output_format", "created_at")
+    list_display = ("uuid", "user", "input_filename", "output_format", "status", "percent", "team", "created_at", "finished_at")
+    list_filter = ("status", "output_format", "team", "created_at")
     search_fields = ("uuid", "remote_job_id", "input_filename", "user__username", "user__email")
-    list_select_related = ("user",)
+    list_select_related = ("user", "team")
     date_hierarchy = "created_at"
     readonly_fields = (
         "uuid", "remote_job_id", "tag", "status", "percent", "error_code", "error_message",
@@ -55,3 +55,17 @@ class PresetAdmin(admin.ModelAdmin):
     list_filter = ("output_format",)
     search_fields = ("name", "user__username")
     list_select_related = ("user",)
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "member_count", "created_at")
+    search_fields = ("name", "members__username", "members__email")
+    filter_horizontal = ("members",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
+        return super().get_queryset(request).annotate(member_count=Count("members", distinct=True))
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, team: Team) -> int:
+        return team.member_count

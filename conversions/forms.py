@@ -4,6 +4,7 @@ The option fields are not written here: they are generated from the options the 
 (GET /v2/convert/formats?include=options), so a new converter option appears without a change."""
 
 from django import forms
+from django.db.models import QuerySet
 
 from conversions.catalogue import Catalogue, input_format_of
 
@@ -40,6 +41,25 @@ def option_field(option: dict) -> forms.Field:
     return forms.CharField(max_length=500, **common)
 
 
+def team_field(teams: QuerySet, *, label: str) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        queryset=teams,
+        required=False,
+        empty_label="Only me",
+        to_field_name="uuid",
+        label=label,
+        help_text="Members of the team see the conversion and download its files.",
+    )
+
+
+class ShareForm(forms.Form):
+    """Which of the owner's teams sees a job, if any."""
+
+    def __init__(self, *args: object, teams: QuerySet, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["team"] = team_field(teams, label="Shared with")
+
+
 class ConvertForm(forms.Form):
     """What to convert, to what, and how. The file itself never comes here."""
 
@@ -57,9 +77,11 @@ class ConvertForm(forms.Form):
         required=False, max_length=80, label="Save these settings as a preset named",
     )
 
-    def __init__(self, *args: object, catalogue: Catalogue, **kwargs: object) -> None:
+    def __init__(self, *args: object, catalogue: Catalogue, teams: QuerySet | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.catalogue = catalogue
+        if teams is not None and teams.exists():
+            self.fields["team"] = team_field(teams, label="Share with")
         self.fields["output_format"].choices = catalogue.output_choices()
         for option in catalogue.all_options():
             field = option_field(option)
@@ -99,6 +121,7 @@ class ConvertForm(forms.Form):
 
 
 class DashboardFilterForm(forms.Form):
+    shared = forms.BooleanField(required=False, widget=forms.HiddenInput, label="Shared with my teams")
     q = forms.CharField(required=False, max_length=100, label="Search file names")
     status = forms.ChoiceField(required=False, label="Status")
     output_format = forms.ChoiceField(required=False, label="Format")
@@ -114,4 +137,6 @@ class DashboardFilterForm(forms.Form):
         if not self.is_valid():
             return {}
         data = self.cleaned_data
-        return {"query": data["q"].strip(), "status": data["status"], "output_format": data["output_format"]}
+        return {
+            "shared": data["shared"], "query": data["q"].strip(), "status": data["status"], "output_format": data["output_format"],
+        }

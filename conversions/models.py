@@ -6,6 +6,22 @@ from django.db import models
 from django.urls import reverse
 
 
+class Team(models.Model):
+    """People who share their converted files: a job shared with a team is seen by its members,
+    who open its page and download its files (only the owner acts on it). Staff manage teams."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=80, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="conversion_teams", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ConversionJob(models.Model):
     """One user's conversion: a job at the API (CloudConvert or the engine) and what we know of it."""
 
@@ -31,6 +47,10 @@ class ConversionJob(models.Model):
     options = models.JSONField(default=dict, blank=True)
     source_url = models.URLField(max_length=2000, blank=True, default="", help_text="Imported from this URL.")
     notify_by_email = models.BooleanField(default=False, help_text="E-mail the owner when the job ends.")
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs",
+        help_text="Shared with this team: its members see the job and download its files.",
+    )
     notified_at = models.DateTimeField(null=True, blank=True)
     percent = models.PositiveSmallIntegerField(default=0)
     error_message = models.TextField(blank=True, default="", help_text="Shown to the user.")
@@ -45,6 +65,8 @@ class ConversionJob(models.Model):
         indexes = [
             # The dashboard: a user's jobs, newest first.
             models.Index(fields=["user", "-created_at", "-id"], name="job_user_recent_idx"),
+            # The dashboard's other list: what teams share, newest first.
+            models.Index(fields=["team", "-created_at", "-id"], name="job_team_recent_idx"),
             # Webhooks and polling find a job by the API's id.
             models.Index(fields=["remote_job_id"], name="job_remote_id_idx"),
         ]

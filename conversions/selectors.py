@@ -4,14 +4,14 @@ import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from conversions.cloudconvert.client import Client, api_config
 from conversions.catalogue import Catalogue
 from conversions.cloudconvert.errors import ApiError
-from conversions.models import ConversionJob, OutputFile, Preset
+from conversions.models import ConversionJob, OutputFile, Preset, Team
 
 logger = logging.getLogger(__name__)
 
@@ -25,20 +25,38 @@ def _page_client() -> Client:
     return Client(api_config(), max_retries=1, timeout=10)
 
 
+def teams_of(user: AbstractBaseUser) -> QuerySet[Team]:
+    return Team.objects.filter(members=user)
+
+
 def jobs_visible_to(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
-    """The one rule of who sees a job (and so its files): its owner."""
+    """The one rule of who sees a job (and so its files): its owner, and the members of the team
+    it is shared with. Only the owner acts on it (jobs_owned_by)."""
+    return ConversionJob.objects.filter(Q(user=user) | Q(team__in=teams_of(user)))
+
+
+def jobs_owned_by(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
     return ConversionJob.objects.filter(user=user)
 
 
-def jobs_matching(user: AbstractBaseUser, *, query: str = "", status: str = "", output_format: str = "") -> QuerySet[ConversionJob]:
-    """The dashboard's list: the user's jobs, searched by file name, filtered by status and format."""
+def jobs_shared_with(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
+    """Other people's jobs shared with one of the user's teams."""
+    return ConversionJob.objects.filter(team__in=teams_of(user)).exclude(user=user)
+
+
+def jobs_matching(
+    user: AbstractBaseUser, *, shared: bool = False, query: str = "", status: str = "", output_format: str = ""
+) -> QuerySet[ConversionJob]:
+    """The dashboard's list: the user's own jobs (or, with shared, those their teams share),
+    searched by file name, filtered by status and format."""
     # Only what a row shows: the raw payload (every task, every URL) is for the job page.
     files = OutputFile.objects.only("uuid", "job_id", "filename", "thumbnail")
-    jobs = (
-        jobs_visible_to(user)
-        .only("uuid", "status", "input_filename", "output_format", "percent", "error_message", "created_at", "updated_at")
-        .prefetch_related(Prefetch("files", queryset=files))
-    )
+    row = ("uuid", "status", "input_filename", "output_format", "percent", "error_message", "created_at", "updated_at")
+    if shared:
+        jobs = jobs_shared_with(user).select_related("user", "team").only(*row, "user__username", "team__name")
+    else:
+        jobs = jobs_owned_by(user).only(*row, "team")
+    jobs = jobs.prefetch_related(Prefetch("files", queryset=files))
     if query:
         jobs = jobs.filter(input_filename__icontains=query)
     if status:
@@ -50,7 +68,7 @@ def jobs_matching(user: AbstractBaseUser, *, query: str = "", status: str = "", 
 
 def jobs_started_today(user: AbstractBaseUser) -> int:
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return jobs_visible_to(user).filter(created_at__gte=start).count()
+    return jobs_owned_by(user).filter(created_at__gte=start).count()
 
 
 def presets_of(user: AbstractBaseUser) -> QuerySet[Preset]:
@@ -81,6 +99,14 @@ def account_credits() -> int | None:
 def job_for_user(*, user: AbstractBaseUser, uuid: object) -> ConversionJob:
     """The job, or 404 for anyone who may not see it (no hint that it exists)."""
     job = jobs_visible_to(user).prefetch_related("files").filter(uuid=uuid).first()
+    if job is None:
+        raise Http404("No such conversion.")
+    return job
+
+
+def job_owned_by(*, user: AbstractBaseUser, uuid: object) -> ConversionJob:
+    """The job, for acting on it: 404 for anyone but its owner (team members only look)."""
+    job = jobs_owned_by(user).prefetch_related("files").filter(uuid=uuid).first()
     if job is None:
         raise Http404("No such conversion.")
     return job

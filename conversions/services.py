@@ -19,7 +19,7 @@ from conversions import selectors
 from conversions.catalogue import input_format_of
 from conversions.cloudconvert.client import api_config, get_client
 from conversions.cloudconvert.errors import ApiError, InvalidData, NotFound, Unauthenticated
-from conversions.models import ConversionJob, OutputFile, Preset, WebhookDelivery
+from conversions.models import ConversionJob, OutputFile, Preset, Team, WebhookDelivery
 from conversions.thumbnails import thumbnail_png
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ def job_start(
     input_filename: str = "",
     source_url: str = "",
     notify_by_email: bool = False,
+    team: Team | None = None,
     redirect_after_upload: bool = True,
 ) -> ConversionJob:
     """Create the job at the API: an upload waiting for the browser (or an import from a URL),
@@ -108,6 +109,7 @@ def job_start(
         input_filename=input_filename,
         source_url=source_url,
         notify_by_email=notify_by_email,
+        team=team,
     )
     job.tag = str(job.uuid)
     tasks = _job_tasks(job, redirect_after_upload=redirect_after_upload)
@@ -142,7 +144,18 @@ def job_retry(*, job: ConversionJob) -> ConversionJob:
         input_filename=job.input_filename,
         source_url=source_url,
         notify_by_email=job.notify_by_email,
+        # Still shared with the team, unless the owner has left it since.
+        team=job.team if job.team_id and job.team.members.filter(pk=job.user_id).exists() else None,
     )
+
+
+def job_share(*, job: ConversionJob, team: Team | None) -> ConversionJob:
+    """Let one of the owner's teams see the job and its files, or (None) nobody but the owner."""
+    if team is not None and not team.members.filter(pk=job.user_id).exists():
+        raise ConversionError("You can only share with a team you belong to.")
+    job.team = team
+    job.save(update_fields=["team", "updated_at"])
+    return job
 
 
 def _original_url(job: ConversionJob) -> str:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("jobs/<uuid:uuid>/status/", views.job_status, name="job_status"),
     path("jobs/<uuid:uuid>/cancel/", views.job_cancel, name="job_cancel"),
     path("jobs/<uuid:uuid>/retry/", views.job_retry, name="job_retry"),
+    path("jobs/<uuid:uuid>/share/", views.job_share, name="job_share"),
     path("jobs/<uuid:uuid>/delete/", views.job_delete, name="job_delete"),
     path("jobs/<uuid:uuid>/zip/", views.job_zip, name="job_zip"),
     path("files/<uuid:uuid>/", views.file_download, name="file_download"),

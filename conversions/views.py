@@ -20,7 +20,7 @@ from conversions import selectors, services
 from conversions.cloudconvert.client import api_config
 from conversions.cloudconvert.errors import ApiError
 from conversions.cloudconvert.webhooks import verify_signature
-from conversions.forms import OPTION_PREFIX, ConvertForm, DashboardFilterForm
+from conversions.forms import OPTION_PREFIX, ConvertForm, DashboardFilterForm, ShareForm
 from conversions.zips import zip_filename, zip_of_outputs
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ ROWS_CACHE_SECONDS = 3600
 
 
 def _dashboard_page(request: HttpRequest) -> tuple[Page, QuerySet, DashboardFilterForm, str]:
-    """The page of (pk, updated_at) pairs the dashboard shows, the jobs behind it, the filters."""
+    """The page of (pk, updated_at) pairs the dashboard shows, the jobs behind it, the filters
+    (the user's own jobs, or with `shared` those their teams share)."""
     # The format filter offers what the API converts to (cached), not a scan of the user's jobs.
     formats = selectors.conversion_catalogue().output_formats() or [request.GET.get("output_format", "")]
     filters = DashboardFilterForm(request.GET or None, formats=[f for f in formats if f])
@@ -40,7 +41,7 @@ def _dashboard_page(request: HttpRequest) -> tuple[Page, QuerySet, DashboardFilt
     return page, jobs, filters, query
 
 
-def _rows_html(request: HttpRequest, page: Page, jobs: QuerySet, query: str) -> str:
+def _rows_html(request: HttpRequest, page: Page, jobs: QuerySet, filters: DashboardFilterForm, query: str) -> str:
     """The table body, rendered once per state of the jobs it shows: every open dashboard polls
     it while something runs, and a row only changes when its job is saved (updated_at)."""
     state = [(pk, updated_at.timestamp()) for pk, updated_at in page]
@@ -48,7 +49,13 @@ def _rows_html(request: HttpRequest, page: Page, jobs: QuerySet, query: str) -> 
     html = cache.get(key)
     if html is None:
         rows = jobs.filter(pk__in=[pk for pk, _ in state])
-        html = render_to_string("conversions/_job_rows.html", {"jobs": rows, "query": query}, request=request)
+        chosen = filters.filters()
+        context = {
+            "jobs": rows,
+            "shared": chosen.get("shared", False),
+            "filtered": any(chosen.get(name) for name in ("query", "status", "output_format")),
+        }
+        html = render_to_string("conversions/_job_rows.html", context, request=request)
         cache.set(key, html, ROWS_CACHE_SECONDS)
     return html
 
@@ -62,9 +69,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "conversions/dashboard.html",
         {
             "page": page,
-            "rows": _rows_html(request, page, jobs, query),
+            "rows": _rows_html(request, page, jobs, filters, query),
             "filters": filters,
             "query": query,
+            "shared": filters.filters().get("shared", False),
+            "has_teams": selectors.teams_of(request.user).exists(),
             "credits": selectors.account_credits(),
         },
     )
@@ -74,8 +83,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_GET
 def dashboard_rows(request: HttpRequest) -> HttpResponse:
     """The dashboard's table body, polled by live.js while a job runs."""
-    page, jobs, _, query = _dashboard_page(request)
-    return HttpResponse(_rows_html(request, page, jobs, query))
+    page, jobs, filters, query = _dashboard_page(request)
+    return HttpResponse(_rows_html(request, page, jobs, filters, query))
 
 
 def _preset_initial(request: HttpRequest) -> dict:
@@ -94,7 +103,9 @@ def convert(request: HttpRequest) -> HttpResponse:
     each file then goes from the browser straight to its job's upload URL."""
     wants_json = "application/json" in request.headers.get("Accept", "")
     catalogue = selectors.conversion_catalogue()
-    form = ConvertForm(request.POST or None, initial=_preset_initial(request), catalogue=catalogue)
+    form = ConvertForm(
+        request.POST or None, initial=_preset_initial(request), catalogue=catalogue, teams=selectors.teams_of(request.user)
+    )
     if not catalogue:
         messages.error(
             request, "The conversion service cannot be reached right now, so no format can be offered. Try again in a minute."
@@ -109,6 +120,7 @@ def convert(request: HttpRequest) -> HttpResponse:
                 input_filename=data["filename"],
                 source_url=data["source_url"],
                 notify_by_email=data["notify_by_email"],
+                team=data.get("team"),
                 redirect_after_upload=not wants_json,
             )
         except services.ConversionError as error:
@@ -153,7 +165,7 @@ def preset_delete(request: HttpRequest, uuid: str) -> HttpResponse:
 @require_GET
 def job_upload(request: HttpRequest, uuid: str) -> HttpResponse:
     """Step two without JavaScript: a plain form posting the file to the API's upload URL."""
-    job = selectors.job_for_user(user=request.user, uuid=uuid)
+    job = selectors.job_owned_by(user=request.user, uuid=uuid)
     if job.upload_form is None:
         return redirect(job)
     return render(
@@ -167,7 +179,12 @@ def job_upload(request: HttpRequest, uuid: str) -> HttpResponse:
 @require_GET
 def job_detail(request: HttpRequest, uuid: str) -> HttpResponse:
     job = selectors.job_for_user(user=request.user, uuid=uuid)
-    return render(request, "conversions/job_detail.html", {"job": job})
+    context = {"job": job, "is_owner": job.user_id == request.user.pk}
+    if context["is_owner"]:
+        teams = selectors.teams_of(request.user)
+        if teams.exists():
+            context["share_form"] = ShareForm(initial={"team": job.team}, teams=teams)
+    return render(request, "conversions/job_detail.html", context)
 
 
 @login_required
@@ -175,7 +192,7 @@ def job_detail(request: HttpRequest, uuid: str) -> HttpResponse:
 def job_status(request: HttpRequest, uuid: str) -> HttpResponse:
     """The job page's live part, polled by live.js while the job runs."""
     job = selectors.job_for_user(user=request.user, uuid=uuid)
-    return render(request, "conversions/_job_status.html", {"job": job})
+    return render(request, "conversions/_job_status.html", {"job": job, "is_owner": job.user_id == request.user.pk})
 
 
 def _act(request: HttpRequest, action: Callable[[], object]) -> object:
@@ -193,7 +210,7 @@ def _act(request: HttpRequest, action: Callable[[], object]) -> object:
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, uuid: str) -> HttpResponse:
-    job = selectors.job_for_user(user=request.user, uuid=uuid)
+    job = selectors.job_owned_by(user=request.user, uuid=uuid)
     if _act(request, lambda: services.job_cancel(job=job)):
         messages.success(request, "The conversion was cancelled.")
     if "application/json" in request.headers.get("Accept", ""):
@@ -204,7 +221,7 @@ def job_cancel(request: HttpRequest, uuid: str) -> HttpResponse:
 @login_required
 @require_POST
 def job_retry(request: HttpRequest, uuid: str) -> HttpResponse:
-    job = selectors.job_for_user(user=request.user, uuid=uuid)
+    job = selectors.job_owned_by(user=request.user, uuid=uuid)
     new_job = _act(request, lambda: services.job_retry(job=job))
     if new_job:
         messages.success(request, "The conversion was started again.")
@@ -213,10 +230,25 @@ def job_retry(request: HttpRequest, uuid: str) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def job_share(request: HttpRequest, uuid: str) -> HttpResponse:
+    job = selectors.job_owned_by(user=request.user, uuid=uuid)
+    form = ShareForm(request.POST, teams=selectors.teams_of(request.user))
+    if not form.is_valid():
+        messages.error(request, "You can only share with a team you belong to.")
+    elif _act(request, lambda: services.job_share(job=job, team=form.cleaned_data["team"])):
+        if job.team:
+            messages.success(request, f"The members of {job.team.name} now see this conversion and its files.")
+        else:
+            messages.success(request, "Only you see this conversion now.")
+    return redirect(job)
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def job_delete(request: HttpRequest, uuid: str) -> HttpResponse:
     """GET asks for confirmation; POST deletes here and at the API."""
-    job = selectors.job_for_user(user=request.user, uuid=uuid)
+    job = selectors.job_owned_by(user=request.user, uuid=uuid)
     if request.method == "GET":
         return render(request, "conversions/job_delete.html", {"job": job})
     name = job.input_filename or "The conversion"
