@@ -6,10 +6,19 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
+try:
+    import pillow_heif
+except ImportError:
+    pillow_heif = None
+else:
+    pillow_heif.register_heif_opener()
+
 logger = logging.getLogger(__name__)
 
 SIZE = (96, 96)
-IMAGE_SUFFIXES = {"png", "jpg", "jpeg", "webp", "gif", "bmp", "tiff", "tif", "ico"}
+IMAGE_SUFFIXES = {"png", "jpg", "jpeg", "webp", "gif", "bmp", "tiff", "tif", "ico", "avif"}
+if pillow_heif is not None:
+    IMAGE_SUFFIXES |= {"heic", "heif"}
 
 
 def thumbnail_png(source: IO[bytes], filename: str) -> bytes | None:

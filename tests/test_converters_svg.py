@@ -1,4 +1,4 @@
-"""SVG with rsvg-convert, and ico/avif with Pillow: drawings and pictures made here, outputs opened again."""
+"""SVG with rsvg-convert, and ico/avif/heic with Pillow (heic through pillow-heif): drawings and pictures made here, outputs opened again."""
 
 from pathlib import Path
 
@@ -142,17 +142,48 @@ def test_it_converts_to_and_from_avif(tmp_path: Path) -> None:
         assert img.getpixel((16, 12)) == pytest.approx((10, 120, 200), abs=12)
 
 
-def test_it_lists_avif_and_ico_only_as_this_pillow_supports_them() -> None:
+def test_it_converts_a_phone_photo_from_heic_and_back(tmp_path: Path) -> None:
+    src = tmp_path / "IMG_0001.heic"
+    photo = Image.new("RGB", (80, 60), (200, 40, 40))
+    exif = photo.getexif()
+    exif[0x0112] = 6  # stored sideways, as phones do: shown turned 90° clockwise
+    photo.save(src, "HEIF", quality=90, exif=exif.tobytes())
+
+    jpg = convert(src, tmp_path / "a", "heic", "jpg", quality=80)
+    heic = convert(jpg, tmp_path / "b", "jpg", "heic", width=30)
+
+    with Image.open(jpg) as img:
+        assert (img.format, img.size) == ("JPEG", (60, 80))  # upright
+        assert img.getpixel((30, 40)) == pytest.approx((200, 40, 40), abs=12)
+    with Image.open(heic, formats=["HEIF"]) as img:
+        assert (img.format, img.size) == ("HEIF", (30, 40))
+        assert img.convert("RGB").getpixel((15, 20)) == pytest.approx((200, 40, 40), abs=16)
+
+
+def test_it_lists_avif_ico_and_heic_only_as_this_machine_supports_them(monkeypatch) -> None:
     listed = {(c.input_format, c.output_format) for c in converters.available("convert")}
 
-    assert image_formats.supported("ico") and image_formats.supported("avif")
-    expected = {("png", "ico"), ("ico", "webp"), ("avif", "png"), ("jpg", "avif"), ("ico", "avif"), ("avif", "pdf")}
+    assert image_formats.supported("ico") and image_formats.supported("avif") and image_formats.supported("heic")
+    expected = {
+        ("png", "ico"), ("ico", "webp"), ("avif", "png"), ("jpg", "avif"), ("ico", "avif"), ("avif", "pdf"),
+        ("heic", "jpg"), ("heif", "png"), ("png", "heic"), ("heic", "pdf"),
+    }
     assert expected <= listed
-    assert not any("heic" in pair for pair in listed)
+    jpg_options = {o.name for o in converters.find("heic", "jpg").options}
+    assert {"quality", "width", "height", "fit"} <= jpg_options
+
+    image_formats.supported.cache_clear()
+    monkeypatch.setattr(image_formats, "pillow_heif", None)  # a machine without the plugin
+    try:
+        listed = {(c.input_format, c.output_format) for c in converters.available("convert")}
+        assert ("heic", "jpg") not in listed and ("png", "avif") in listed
+    finally:
+        image_formats.supported.cache_clear()
 
 
 @pytest.mark.parametrize(
-    ("input_format", "message"), [("ico", "not a valid ICO image"), ("avif", "not a valid AVIF image")]
+    ("input_format", "message"),
+    [("ico", "not a valid ICO image"), ("avif", "not a valid AVIF image"), ("heic", "not a valid HEIC image")],
 )
 def test_it_reports_a_mislabelled_icon_or_avif(tmp_path: Path, input_format: str, message: str) -> None:
     src = tmp_path / f"fake.{input_format}"

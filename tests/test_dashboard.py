@@ -117,3 +117,15 @@ def test_finished_images_get_a_thumbnail(client, alice, live_engine, worker):
     assert response["Content-Type"] == "image/png"
     image = Image.open(io.BytesIO(b"".join(response.streaming_content)))
     assert max(image.size) == 96
+
+
+@pytest.mark.parametrize(("filename", "pillow_format"), [("photo.heic", "HEIF"), ("photo.avif", "AVIF"), ("photo.webp", "WEBP")])
+def test_thumbnails_are_made_of_modern_photo_formats_too(filename, pillow_format):
+    from conversions.thumbnails import thumbnail_png
+
+    source = io.BytesIO()
+    Image.new("RGB", (400, 200), (30, 160, 60)).save(source, pillow_format)
+    source.seek(0)
+    thumbnail = Image.open(io.BytesIO(thumbnail_png(source, filename)))
+    assert (thumbnail.format, thumbnail.size) == ("PNG", (96, 48))
+    assert thumbnail.getpixel((48, 24))[:3] == pytest.approx((30, 160, 60), abs=12)

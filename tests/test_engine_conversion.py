@@ -43,6 +43,22 @@ def test_a_png_becomes_a_jpeg_behind_a_signed_export_url(live_engine: str, worke
     assert (image.format, image.size) == ("JPEG", (64, 48))
 
 
+def test_an_iphone_heic_photo_becomes_a_jpeg(live_engine: str, worker) -> None:
+    photo = io.BytesIO()
+    Image.new("RGB", (120, 90), (40, 90, 200)).save(photo, "HEIF")
+    api = Api(live_engine)
+    job = api.create_job(CONVERT_TO_JPG)
+    assert upload(task_named(job, "upload"), photo.getvalue(), "IMG_4032.HEIC").status_code == 201
+
+    job = api.wait_job(job["id"])
+
+    assert job["status"] == "finished", task_named(job, "convert")["message"]
+    (exported,) = task_named(job, "export")["result"]["files"]
+    assert exported["filename"] == "IMG_4032.jpg"
+    image = Image.open(io.BytesIO(requests.get(exported["url"], timeout=30).content))
+    assert (image.format, image.size) == ("JPEG", (120, 90))
+
+
 def test_a_three_page_pdf_becomes_three_pngs_each_with_its_url(live_engine: str, worker) -> None:
     api = Api(live_engine)
     job = api.create_job(

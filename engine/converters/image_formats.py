@@ -1,7 +1,8 @@
-"""More raster formats with Pillow: ico and avif, to and from the formats of engine/converters/image.py.
+"""More raster formats with Pillow: ico, avif and heic/heif, to and from the formats of
+engine/converters/image.py.
 
-AVIF needs a Pillow built with libavif; its conversions are listed only where this Pillow can both
-read and write it. HEIC is absent: Pillow cannot read it without the pillow-heif plugin.
+AVIF needs a Pillow built with libavif, HEIC/HEIF the pillow-heif plugin (libheif with its HEVC
+decoder and encoder); their conversions are listed only where this machine can both read and write them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from pathlib import Path
 
 import PIL
 from PIL import Image, features
+
+try:
+    import pillow_heif
+except ImportError:  # listed as absent, not an error: /v2/convert/formats shows what is installed
+    pillow_heif = None
+else:
+    pillow_heif.register_heif_opener()
 
 from engine.converters import Conversion, Option, normalize_format
 from engine.converters.image import (
@@ -23,16 +31,20 @@ from engine.converters.image import (
     save_image,
 )
 
-EXTRA_FORMATS: dict[str, str] = {"ico": "ICO", "avif": "AVIF"}
-LABELS: dict[str, str] = {"ico": "ICO", "avif": "AVIF"}
+EXTRA_FORMATS: dict[str, str] = {"ico": "ICO", "avif": "AVIF", "heic": "HEIF", "heif": "HEIF"}
+LABELS: dict[str, str] = {"ico": "ICO", "avif": "AVIF", "heic": "HEIC", "heif": "HEIF"}
+LOSSY = ("jpg", "webp", "avif", "heic", "heif")
 # Icon sizes written into an .ico, as Windows picks among them; Pillow keeps those the picture can fill.
 ICO_SIZES = [(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)]
 
 
 @functools.cache
 def supported(fmt: str) -> bool:
-    """Whether this Pillow reads and writes fmt (AVIF depends on how Pillow was built)."""
+    """Whether this Pillow reads and writes fmt (AVIF depends on how Pillow was built, HEIC/HEIF
+    on the pillow-heif plugin)."""
     if fmt == "avif" and not features.check("avif"):
+        return False
+    if fmt in ("heic", "heif") and pillow_heif is None:
         return False
     Image.init()
     name = EXTRA_FORMATS[fmt]
@@ -49,7 +61,7 @@ def save_extra(img: Image.Image, dest: Path, output_format: str, options: dict) 
         fitting = [size for size in ICO_SIZES if size[0] <= img.width]
         img.save(dest, "ICO", sizes=fitting or [img.size])  # a picture under 16 px stays one icon of its size
     else:
-        img.save(dest, "AVIF", quality=options.get("quality") or QUALITY.default)
+        img.save(dest, EXTRA_FORMATS[output_format], quality=options.get("quality") or QUALITY.default)
 
 
 def convert_extra(
@@ -74,8 +86,7 @@ def _all_supported(formats: tuple[str, ...]) -> bool:
 
 
 def _conversion(input_format: str, output_format: str) -> Conversion:
-    lossy = output_format in ("jpg", "webp", "avif")
-    options: tuple[Option, ...] = RESIZE_OPTIONS + ((QUALITY,) if lossy else ())
+    options: tuple[Option, ...] = RESIZE_OPTIONS + ((QUALITY,) if output_format in LOSSY else ())
     extras = [fmt for fmt in (input_format, output_format) if fmt in EXTRA_FORMATS]
     return Conversion(
         operation="convert",
