@@ -29,6 +29,12 @@ def teams_of(user: AbstractBaseUser) -> QuerySet[Team]:
     return Team.objects.filter(members=user)
 
 
+def teams_for_sharing(job: ConversionJob) -> QuerySet[Team]:
+    """The teams the owner may share a job with: theirs, and the one it is shared with now
+    (kept even after the owner left it, so saving the page does not quietly unshare)."""
+    return Team.objects.filter(Q(members=job.user_id) | Q(pk=job.team_id)).distinct()
+
+
 def jobs_visible_to(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
     """The one rule of who sees a job (and so its files): its owner, and the members of the team
     it is shared with. Only the owner acts on it (jobs_owned_by)."""

@@ -150,8 +150,9 @@ def job_retry(*, job: ConversionJob) -> ConversionJob:
 
 
 def job_share(*, job: ConversionJob, team: Team | None) -> ConversionJob:
-    """Let one of the owner's teams see the job and its files, or (None) nobody but the owner."""
-    if team is not None and not team.members.filter(pk=job.user_id).exists():
+    """Let one of the owner's teams see the job and its files, or (None) nobody but the owner.
+    The team it is shared with now may stay, even if the owner has left it."""
+    if team is not None and team.pk != job.team_id and not team.members.filter(pk=job.user_id).exists():
         raise ConversionError("You can only share with a team you belong to.")
     job.team = team
     job.save(update_fields=["team", "updated_at"])

@@ -181,7 +181,7 @@ def job_detail(request: HttpRequest, uuid: str) -> HttpResponse:
     job = selectors.job_for_user(user=request.user, uuid=uuid)
     context = {"job": job, "is_owner": job.user_id == request.user.pk}
     if context["is_owner"]:
-        teams = selectors.teams_of(request.user)
+        teams = selectors.teams_for_sharing(job)
         if teams.exists():
             context["share_form"] = ShareForm(initial={"team": job.team}, teams=teams)
     return render(request, "conversions/job_detail.html", context)
@@ -233,7 +233,7 @@ def job_retry(request: HttpRequest, uuid: str) -> HttpResponse:
 @require_POST
 def job_share(request: HttpRequest, uuid: str) -> HttpResponse:
     job = selectors.job_owned_by(user=request.user, uuid=uuid)
-    form = ShareForm(request.POST, teams=selectors.teams_of(request.user))
+    form = ShareForm(request.POST, teams=selectors.teams_for_sharing(job))
     if not form.is_valid():
         messages.error(request, "You can only share with a team you belong to.")
     elif _act(request, lambda: services.job_share(job=job, team=form.cleaned_data["team"])):

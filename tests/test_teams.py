@@ -125,6 +125,20 @@ def test_sharing_with_a_team_one_is_not_in_is_refused(client, alices_job, design
 
 
 @pytest.mark.django_db
+def test_after_leaving_a_team_the_owner_still_sees_and_keeps_what_she_shared_with_it(client, alices_job, design, alice, bob):
+    alices_job.team = design
+    alices_job.save()
+    design.members.remove(alice)
+    client.force_login(alice)
+    html = client.get(alices_job.get_absolute_url()).content.decode()
+    assert f'<option value="{design.uuid}" selected>Design</option>' in html
+    response = client.post(reverse("conversions:job_share", args=[alices_job.uuid]), {"team": str(design.uuid)}, follow=True)
+    assert "The members of Design now see this conversion and its files." in response.content.decode()
+    client.force_login(bob)
+    assert client.get(alices_job.get_absolute_url()).status_code == 200
+
+
+@pytest.mark.django_db
 def test_the_dashboard_has_a_tab_for_what_teams_share(client, alices_job, design, alice, bob, charlie):
     alices_job.team = design
     alices_job.save()
