@@ -20,7 +20,7 @@ from engine.converters import ConversionFailed, web
 from engine.converters.tools import tool_timeout
 from engine.models import File, Task
 from engine.storage import download_to, engine_storage, store_file
-from engine.validation import EXPORT_OPERATIONS, is_uuid
+from engine.validation import EXPORT_OPERATIONS, image_reference, input_list, is_uuid
 
 
 @dataclass
@@ -31,15 +31,39 @@ class Outcome:
     credits: int = 0
 
 
+def picture_task_id(task: Task) -> str | None:
+    """The task whose file a watermark stamps as its picture, None when there is none.
+
+    depends_on holds it last, after the tasks of `input` (validation keeps it out of `input`).
+    A retry made after one of these tasks was deleted holds fewer, and then which one is the
+    picture cannot be told: the task fails rather than stamp the wrong file."""
+    if image_reference(task.payload, task.operation) is None:
+        return None
+    if len(task.depends_on) != len(input_list(task.payload.get("input")) or []) + 1:
+        raise ConversionFailed(
+            "INPUT_TASK_FAILED", "The watermark's image task or one of its input tasks has been deleted."
+        )
+    return task.depends_on[-1]
+
+
 def input_files(task: Task) -> list[File]:
-    """The files of the tasks this one reads, in the order of its `input`."""
-    order = Case(
-        *[When(task_id=pk, then=i) for i, pk in enumerate(task.depends_on)], output_field=IntegerField()
-    )
-    files = list(File.objects.filter(task_id__in=task.depends_on).order_by(order, "created_at", "filename"))
+    """The files of the tasks this one reads, in the order of its `input` (never a watermark's picture)."""
+    ids = task.depends_on[:-1] if picture_task_id(task) else task.depends_on
+    order = Case(*[When(task_id=pk, then=i) for i, pk in enumerate(ids)], output_field=IntegerField())
+    files = list(File.objects.filter(task_id__in=ids).order_by(order, "created_at", "filename"))
     if not files:
         raise ConversionFailed("INPUT_TASK_FAILED", "The input task produced no files to work on.")
     return files
+
+
+def picture_file(task: Task, workdir: Path) -> Path | None:
+    """A local copy of the picture a watermark stamps (the first file of its image task)."""
+    if (task_id := picture_task_id(task)) is None:
+        return None
+    file = File.objects.filter(task_id=task_id).order_by("created_at", "filename").first()
+    if file is None:
+        raise ConversionFailed("INPUT_TASK_FAILED", "The watermark's image task produced no file to stamp.")
+    return download_to(file, workdir / "picture")
 
 
 def import_base64(task: Task, workdir: Path) -> Outcome:
@@ -113,6 +137,8 @@ def process(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outco
     payload = task.payload
     sources = input_files(task)
     output_format = converters.normalize_format(payload.get("output_format") or "")
+    # Only a watermark's converter takes a picture; the others are called as they always were.
+    picture = {"picture": path} if (path := picture_file(task, workdir)) is not None else {}
     produced: list[Path] = []
     credits = 0
     for index, source in enumerate(sources):
@@ -138,7 +164,7 @@ def process(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outco
             else {}
         )
         produced += conversion.run(
-            src, out_dir, output_format=conversion.output_format, options=options, stem=stem, **reporting
+            src, out_dir, output_format=conversion.output_format, options=options, stem=stem, **reporting, **picture
         )
         credits += int(conversion.as_api()["credits"])
         progress(int(100 * (index + 1) / len(sources)))

@@ -14,6 +14,7 @@ from engine.validation import (
     ValidationFailed,
     check_task,
     format_of,
+    image_reference,
     input_list,
     is_uuid,
     produced_format,
@@ -70,23 +71,40 @@ def job_create(*, specs: list[TaskSpec], tag: str | None, webhook_url: str | Non
     job = Job.objects.create(tag=tag, webhook_url=webhook_url)
     by_name: dict[str, Task] = {}
     for spec in specs:
-        by_name[spec.name] = _new_task(job=job, spec=spec, depends_on=[by_name[name] for name in spec.inputs])
+        depends_on = [by_name[name] for name in spec.dependencies]
+        by_name[spec.name] = _new_task(job=job, spec=spec, depends_on=depends_on)
     _start(list(by_name.values()))
     transaction.on_commit(lambda: announce_job(job_id=str(job.pk), event="job.created"))
     return job
 
 
+def _existing_task(task_id: str) -> Task | None:
+    return Task.objects.filter(pk=task_id).first() if is_uuid(task_id) else None
+
+
 def task_create(*, operation: str, payload: dict) -> Task:
-    """A standalone task (POST /v2/{operation}); its `input` names existing task ids."""
+    """A standalone task (POST /v2/{operation}); its `input` (and a watermark's `image`) name
+    existing task ids."""
     inputs = input_list(payload.get("input")) or []
     known: list[Task] = []
     errors: dict[str, list[str]] = {}
     for task_id in inputs:
-        task = Task.objects.filter(pk=task_id).first() if is_uuid(task_id) else None
+        task = _existing_task(task_id)
         if task is None:
             errors.setdefault("input", []).append(f"The input task {task_id} does not exist.")
         else:
             known.append(task)
+    # As in a job: the picture's task is waited for like an input, and comes last in depends_on.
+    picture: list[Task] = []
+    if (image_id := image_reference(payload, operation)) is not None:
+        if image_id in inputs:
+            errors.setdefault("image", []).append(
+                f"The task {image_id} cannot be both an input and the image of this watermark."
+            )
+        elif (image_task := _existing_task(image_id)) is None:
+            errors.setdefault("image", []).append(f"The image task {image_id} does not exist.")
+        else:
+            picture.append(image_task)
     known_formats = {str(t.pk): produced_format(t.payload, t.operation) or _finished_format(t) for t in known}
     for key, messages in check_task(payload, operation, known_formats=known_formats).items():
         errors.setdefault(key, []).extend(messages)
@@ -95,7 +113,7 @@ def task_create(*, operation: str, payload: dict) -> Task:
     name = payload.get("name") if isinstance(payload.get("name"), str) else ""
     spec = TaskSpec(name=name[:255], operation=operation, payload={**payload, "operation": operation})
     with transaction.atomic():
-        task = _new_task(job=None, spec=spec, depends_on=known)
+        task = _new_task(job=None, spec=spec, depends_on=[*known, *picture])
         _start([task])
     return task
 

@@ -24,6 +24,7 @@ EXPORT_OPERATIONS = frozenset({"export/url"})
 COMBINING_OPERATIONS: dict[str, tuple[str, ...]] = {"merge": MERGE_FORMATS, "archive": ARCHIVE_FORMATS}
 CAPTURE_OPERATION = "capture-website"  # takes a `url`, no input task
 METADATA_OPERATION = "metadata"  # reads its input; its result is `result.metadata`, not a file
+WATERMARK_OPERATION = "watermark"  # may stamp the file of a further task, named by `image`
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 # Keys with a meaning of their own; every other key of a processing task is a conversion option.
 COMMON_KEYS = frozenset(
@@ -50,12 +51,20 @@ class ValidationFailed(Exception):
 
 @dataclass
 class TaskSpec:
-    """One task to create: its name, operation, the payload to keep, and the inputs it names."""
+    """One task to create: its name, operation, the payload to keep, the inputs it names and, for
+    a watermark, the task whose picture it stamps."""
 
     name: str
     operation: str
     payload: dict
     inputs: list[str] = field(default_factory=list)
+    image: str | None = None
+
+    @property
+    def dependencies(self) -> list[str]:
+        """The tasks this one waits for. The picture comes last: the task's depends_on keeps this
+        order, which is how the worker tells the picture from the files to work on."""
+        return [*self.inputs, self.image] if self.image else self.inputs
 
 
 def processing_operations() -> set[str]:
@@ -92,6 +101,13 @@ def input_list(value: Any) -> list[str] | None:
     if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
         return list(dict.fromkeys(value))
     return None
+
+
+def image_reference(payload: dict, operation: str) -> str | None:
+    """The task (a name in a job, an id standalone) whose file a watermark stamps as its picture,
+    None for any other task and for a watermark of text only."""
+    value = payload.get("image") if operation == WATERMARK_OPERATION else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _headers_error(value: Any) -> str | None:
@@ -162,6 +178,10 @@ def check_task(
         pass  # any input file; what it is decides what is read
     else:
         _check_processing(payload, operation, known_formats, add)
+        image = payload.get("image")
+        # The options check says so too when the input formats are known; once is enough.
+        if operation == WATERMARK_OPERATION and not isinstance(image, str | None) and "image" not in errors:
+            add("image", "The image must be the name (in a job) or id of the task that imports the picture.")
 
     takes_input = operation not in IMPORT_OPERATIONS and operation != CAPTURE_OPERATION
     if takes_input and input_list(payload.get("input")) is None:
@@ -288,21 +308,27 @@ def validate_job(body: dict) -> tuple[list[TaskSpec], str | None, str | None]:
             errors[f"{prefix}.operation"] = [f"The operation {operation} is not supported by this engine."]
             continue
         known_formats[name] = produced_format(payload, operation)
-        specs.append(TaskSpec(name, operation, payload, input_list(payload.get("input")) or []))
+        inputs = input_list(payload.get("input")) or []
+        specs.append(TaskSpec(name, operation, payload, inputs, image_reference(payload, operation)))
 
     names = {spec.name for spec in specs}
     for spec in specs:
         for key, messages in check_task(spec.payload, spec.operation, known_formats=known_formats).items():
             errors.setdefault(f"tasks.{spec.name}.{key}", []).extend(messages)
-        for input_name in spec.inputs:
-            if input_name == spec.name:
-                errors.setdefault(f"tasks.{spec.name}.input", []).append("A task cannot be its own input.")
-            elif input_name not in names and input_name in tasks:
-                continue  # that task has its own error already
-            elif input_name not in names:
-                errors.setdefault(f"tasks.{spec.name}.input", []).append(
-                    f"The input task {input_name} does not exist in this job."
-                )
+        for key, referenced in (("input", spec.inputs), ("image", [spec.image] if spec.image else [])):
+            for other in referenced:
+                if other == spec.name:
+                    errors.setdefault(f"tasks.{spec.name}.{key}", []).append(f"A task cannot be its own {key}.")
+                elif other not in names and other in tasks:
+                    continue  # that task has its own error already
+                elif other not in names:
+                    errors.setdefault(f"tasks.{spec.name}.{key}", []).append(
+                        f"The {key} task {other} does not exist in this job."
+                    )
+        if spec.image in spec.inputs:
+            errors.setdefault(f"tasks.{spec.name}.image", []).append(
+                f"The task {spec.image} cannot be both an input and the image of this watermark."
+            )
     if not errors and (cycle := _find_cycle(specs)):
         errors[f"tasks.{cycle}.input"] = ["The tasks' inputs form a cycle; no task could ever start."]
     if errors:
@@ -311,7 +337,7 @@ def validate_job(body: dict) -> tuple[list[TaskSpec], str | None, str | None]:
 
 
 def _find_cycle(specs: list[TaskSpec]) -> str | None:
-    graph = {spec.name: spec.inputs for spec in specs}
+    graph = {spec.name: spec.dependencies for spec in specs}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
 
     def visit(node: str) -> str | None:
@@ -336,7 +362,7 @@ def _in_dependency_order(specs: list[TaskSpec]) -> list[TaskSpec]:
     ordered: list[TaskSpec] = []
     pending = list(specs)
     while pending:
-        ready = [spec for spec in pending if all(name in placed for name in spec.inputs)]
+        ready = [spec for spec in pending if all(name in placed for name in spec.dependencies)]
         for spec in ready:
             ordered.append(spec)
             placed.add(spec.name)
