@@ -3,6 +3,8 @@
 An engine that fetches any URL it is given can be turned against the machines around it
 (metadata services, databases on localhost). Each hop of a redirect chain is checked: its host
 must resolve only to public addresses, unless ENGINE_IMPORT_ALLOW_PRIVATE is set (tests, LANs).
+The connection then goes to the address that was checked, not to a second lookup's answer, so a
+name that resolves differently the next time (DNS rebinding) cannot slip through.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util import connection as urllib3_connection
 
 from engine.converters import ConversionFailed
 from engine.uploads import max_upload_size
@@ -24,10 +30,11 @@ DEFAULT_TIMEOUT = 30.0
 FILENAME_IN_DISPOSITION = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
-def check_host(url: str) -> None:
-    """Refuse (ConversionFailed) a URL whose host resolves to a private or local address."""
+def check_host(url: str) -> str | None:
+    """Refuse (ConversionFailed) a URL whose host resolves to a private or local address; the
+    checked address to connect to, or None when private addresses are allowed."""
     if getattr(settings, "ENGINE_IMPORT_ALLOW_PRIVATE", False):
-        return
+        return None
     host = urlsplit(url).hostname or ""
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
@@ -42,6 +49,38 @@ def check_host(url: str) -> None:
                 "IMPORT_FAILED",
                 f"The URL points to a private or local address ({host}); the engine only imports public URLs.",
             )
+    return min(addresses, key=lambda address: (":" in address, address))  # IPv4 first, as most hosts reach it
+
+
+class _PinnedConnection:
+    """A urllib3 connection whose socket goes to `address`; the URL's host still names the
+    server in the Host header, TLS SNI and certificate check."""
+
+    address: str
+
+    def _new_conn(self):  # noqa: ANN202 (urllib3's signature)
+        return urllib3_connection.create_connection(
+            (self.address, self.port), self.timeout, source_address=self.source_address,
+            socket_options=self.socket_options,
+        )
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Requests' adapter connecting every request to one already-checked address."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        pinned = {"address": self.address}
+        http = type("PinnedHTTPConnection", (_PinnedConnection, HTTPConnection), pinned)
+        https = type("PinnedHTTPSConnection", (_PinnedConnection, HTTPSConnection), pinned)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("PinnedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
+            "https": type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
+        }
 
 
 def _filename(response: requests.Response, url: str) -> str:
@@ -57,7 +96,10 @@ def fetch_url(url: str, target: Path, *, headers: dict[str, str]) -> str:
     limit = max_upload_size()
     with requests.Session() as session:
         for _ in range(MAX_REDIRECTS + 1):
-            check_host(url)
+            if (address := check_host(url)) is not None:
+                adapter = PinnedAdapter(address)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
             try:
                 response = session.get(
                     url, headers=headers, stream=True, timeout=timeout, allow_redirects=False
