@@ -73,7 +73,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "query": query,
             "shared": filters.filters().get("shared", False),
-            "has_teams": selectors.teams_of(request.user).exists(),
+            "teams": list(selectors.teams_of(request.user).prefetch_related("members")),
             "credits": selectors.account_credits(),
         },
     )

@@ -152,6 +152,7 @@ def test_the_dashboard_has_a_tab_for_what_teams_share(client, alices_job, design
     assert "Shared with my teams" in mine
     shared = client.get(url, {"shared": "1"}).content.decode()
     assert "Shared with your teams" in shared
+    assert "<strong>Design</strong>: alice, bob" in shared  # who sees what is shared there
     assert "poster.png" in shared and "by alice · Design" in shared
     assert "private.docx" not in shared and "bobs-own.pdf" not in shared
     assert '<input type="hidden" name="shared" value="1">' in shared  # a search stays in this tab
@@ -164,7 +165,9 @@ def test_the_dashboard_has_a_tab_for_what_teams_share(client, alices_job, design
 
     client.force_login(charlie)
     assert "Shared with my teams" not in client.get(url).content.decode()  # no team, no tab
-    assert "Nothing is shared with your teams yet." in client.get(url, {"shared": "1"}).content.decode()
+    alone = client.get(url, {"shared": "1"}).content.decode()
+    assert "Nothing is shared with your teams yet." in alone
+    assert "You are in no team yet; an administrator adds people to teams." in alone
 
 
 @pytest.mark.django_db
