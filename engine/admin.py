@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from engine.models import File, Job, Task, Webhook
+from engine.validation import SECRET_KEYS
 
 
 def _pretty(value: object) -> str:
@@ -75,7 +76,8 @@ class TaskAdmin(admin.ModelAdmin):
     @admin.display(description="payload")
     def payload_pretty(self, task: Task) -> str:
         # Base64 imports carry whole files: show their size, not their bytes.
-        payload = dict(task.payload)
+        # Credentials sent for the worker (S3 keys) are not shown, not even to staff.
+        payload = {key: "<hidden>" if key in SECRET_KEYS else value for key, value in task.payload.items()}
         if task.operation == "import/base64" and isinstance(payload.get("file"), str):
             payload["file"] = f"<{len(payload['file'])} base64 characters>"
         return _pretty(payload)

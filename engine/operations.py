@@ -87,6 +87,18 @@ def import_url(task: Task, workdir: Path) -> Outcome:
     return Outcome(files=[store_file(task, task.payload.get("filename") or filename, target)])
 
 
+def import_s3(task: Task, workdir: Path) -> Outcome:
+    from engine.s3 import import_objects  # boto3 is loaded only by the tasks that need it
+
+    return Outcome(files=import_objects(task, workdir))
+
+
+def export_s3(task: Task, workdir: Path) -> Outcome:
+    from engine.s3 import export_objects
+
+    return Outcome(files=[], result=export_objects(task, input_files(task)))
+
+
 def _own_file(url: str) -> File | None:
     """The stored file behind one of this engine's own export URLs, None for any other URL.
 
@@ -255,6 +267,7 @@ IMPORTS: dict[str, Callable[[Task, Path], Outcome]] = {
     "import/base64": import_base64,
     "import/raw": import_raw,
     "import/url": import_url,
+    "import/s3": import_s3,
 }
 
 
@@ -282,6 +295,8 @@ def perform(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outco
         return IMPORTS[task.operation](task, workdir)
     if task.operation in WHOLE_TASK:
         return WHOLE_TASK[task.operation](task, workdir, progress)
+    if task.operation == "export/s3":
+        return export_s3(task, workdir)
     if task.operation in EXPORT_OPERATIONS:
         return export_url(task, workdir)
     return process(task, workdir, progress)

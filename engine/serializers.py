@@ -17,6 +17,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from engine.models import Job, Task, Webhook
+from engine.validation import public_payload
 
 
 def dumps(value: Any) -> str:
@@ -88,7 +89,7 @@ def task_to_api(task: Task, *, include: Iterable[str] = ()) -> dict:
         }
     )
     if "payload" in include:
-        data["payload"] = task.payload
+        data["payload"] = public_payload(task.payload)
     if "depends_on_tasks" in include:
         inputs = {str(t.id): t for t in Task.objects.filter(pk__in=task.depends_on)}
         data["depends_on_tasks"] = [task_to_api(inputs[i]) for i in task.depends_on if i in inputs]

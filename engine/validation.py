@@ -18,8 +18,22 @@ from urllib.parse import urlsplit
 from engine import converters
 from engine.combine import ARCHIVE_FORMATS, MERGE_FORMATS
 
-IMPORT_OPERATIONS = frozenset({"import/upload", "import/url", "import/base64", "import/raw"})
-EXPORT_OPERATIONS = frozenset({"export/url"})
+IMPORT_OPERATIONS = frozenset({"import/upload", "import/url", "import/base64", "import/raw", "import/s3"})
+EXPORT_OPERATIONS = frozenset({"export/url", "export/s3"})
+S3_OPERATIONS = frozenset({"import/s3", "export/s3"})
+# Kept in the payload for the worker, never shown by the API (a task's payload can be read back).
+SECRET_KEYS = frozenset({"secret_access_key", "session_token"})
+S3_ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
+# What botocore itself accepts (it refuses anything else before sending); checked here for a 422.
+S3_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+S3_REGION = re.compile(r"[A-Za-z0-9-]{1,63}")
 # Operations whose many input files become one output file, whatever their formats.
 COMBINING_OPERATIONS: dict[str, tuple[str, ...]] = {"merge": MERGE_FORMATS, "archive": ARCHIVE_FORMATS}
 CAPTURE_OPERATION = "capture-website"  # takes a `url`, no input task
@@ -118,6 +132,11 @@ def _headers_error(value: Any) -> str | None:
     return "The headers must be an object of strings."
 
 
+def public_payload(payload: dict) -> dict:
+    """The payload as the API shows it: without the credentials a client sent for the worker."""
+    return {key: value for key, value in payload.items() if key not in SECRET_KEYS}
+
+
 def _filename_error(value: Any, *, required: bool) -> str | None:
     if value is None or value == "":
         return "The filename field is required." if required else None
@@ -166,6 +185,8 @@ def check_task(
                 add("file", "The file must be valid base64.")
         if (message := _filename_error(payload.get("filename"), required=True)) is not None:
             add("filename", message)
+    elif operation in S3_OPERATIONS:
+        _check_s3(payload, operation, add)
     elif operation in EXPORT_OPERATIONS:
         for flag in ("inline", "archive_multiple_files"):
             if payload.get(flag) is not None and not isinstance(payload.get(flag), bool):
@@ -190,6 +211,55 @@ def check_task(
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
         add("timeout", "The timeout must be a positive number of seconds.")
     return errors
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _check_s3(payload: dict, operation: str, add: Any) -> None:
+    """import/s3 and export/s3: where the bucket is, the credentials, and which keys."""
+    bucket = payload.get("bucket")
+    if not _is_text(bucket):
+        add("bucket", "The bucket field is required.")
+    elif not S3_BUCKET.fullmatch(bucket):
+        add("bucket", "The bucket must be a bucket name (letters, digits, dots, dashes, underscores).")
+    region = payload.get("region")
+    if region is not None and not (isinstance(region, str) and S3_REGION.fullmatch(region)):
+        add("region", "The region must be a region name such as us-east-1.")
+    endpoint = payload.get("endpoint")
+    if endpoint is not None and not is_http_url(endpoint):
+        add("endpoint", "The endpoint must be a valid http(s) URL.")
+    for name in ("access_key_id", "secret_access_key"):
+        if not _is_text(payload.get(name)):
+            add(name, f"The {name.replace('_', ' ')} field is required.")
+    strings = ["session_token", "key", "key_prefix"]
+    if operation == "import/s3":
+        if not _is_text(payload.get("key")) and not _is_text(payload.get("key_prefix")):
+            add("key", "Give the key of the object to import, or a key_prefix to import every object under it.")
+        if (message := _filename_error(payload.get("filename"), required=False)) is not None:
+            add("filename", message)
+    else:
+        strings += ["cache_control", "content_type", "content_disposition", "server_side_encryption"]
+        acl = payload.get("acl")
+        if acl is not None and acl not in S3_ACLS:
+            add("acl", f"The acl must be one of {', '.join(S3_ACLS)}.")
+        metadata = payload.get("metadata")
+        if metadata is not None and not _is_string_map(metadata, numbers=True):
+            add("metadata", "The metadata must be an object of strings.")
+        if payload.get("tagging") is not None and not _is_string_map(payload["tagging"]):
+            add("tagging", "The tagging must be an object of strings.")
+    for name in strings:
+        if payload.get(name) is not None and not isinstance(payload[name], str):
+            add(name, f"The {name.replace('_', ' ')} must be a string.")
+
+
+def _is_string_map(value: Any, *, numbers: bool = False) -> bool:
+    # Numbers are written as text: S3 metadata is text only, and the Node SDK types it loosely.
+    scalar = (str, int, float) if numbers else (str,)
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, scalar) and not isinstance(v, bool) for k, v in value.items()
+    )
 
 
 def _check_combining(payload: dict, operation: str, add: Any) -> None:
@@ -273,6 +343,9 @@ def produced_format(payload: dict, operation: str) -> str | None:
     if operation in ("import/base64", "import/raw", "import/url"):
         # Not a URL's path: /report.php may well serve a PDF; the download's own name decides then.
         return format_of(payload.get("filename"))
+    if operation == "import/s3" and isinstance(key := payload.get("key"), str):
+        filename = payload.get("filename")
+        return format_of(filename if isinstance(filename, str) and filename else key)
     return None
 
 
