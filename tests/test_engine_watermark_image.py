@@ -13,6 +13,7 @@ import requests
 from PIL import Image
 
 from engine import converters
+from tests.conftest import wait_for
 from tests.files import pdf_bytes
 from tests.test_engine_helpers import Api, task_named
 
@@ -182,7 +183,12 @@ def test_it_fails_in_words_when_the_image_task_is_not_a_picture_or_fails(live_en
         }
     )
 
-    job = api.wait_job(job["id"])
+    def every_task_ended() -> dict | None:
+        # The job fails with its first failed task; the others may still be running then.
+        current = api.job(job["id"])
+        return current if all(t["status"] in ("finished", "error") for t in current["tasks"]) else None
+
+    job = wait_for(every_task_ended)
 
     stamp, waits = task_named(job, "stamp"), task_named(job, "waits")
     assert (stamp["status"], stamp["code"]) == ("error", "INVALID_FILE")
