@@ -15,11 +15,12 @@ from pathlib import Path, PurePosixPath
 
 from django.db.models import Case, IntegerField, When
 
-from engine import combine, converters, signing
+from engine import combine, converters, extract, signing
 from engine.converters import ConversionFailed, web
 from engine.converters.tools import tool_timeout
 from engine.models import File, Task
 from engine.storage import download_to, engine_storage, store_file
+from engine.uploads import max_upload_size
 from engine.validation import EXPORT_OPERATIONS, image_reference, input_list, is_uuid
 
 
@@ -237,6 +238,24 @@ def archive_files(task: Task, workdir: Path, progress: Callable[[int], None]) ->
     return Outcome(files=[store_file(task, filename, target)], credits=1)
 
 
+def extract_archives(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
+    """Every regular file inside the input archives as an output file of its own (folders dropped)."""
+    sources = input_files(task)
+    extraction = extract.Extraction(folder=workdir / "extracted", max_bytes=max_upload_size())
+    for index, source in enumerate(sources):
+        src = download_to(source, workdir / f"in-{index}")
+        extraction.extract(src, input_format=task.payload.get("input_format"))
+        progress(int(90 * (index + 1) / len(sources)))
+    if not extraction.members:
+        raise ConversionFailed(
+            "INVALID_FILE", "The archive holds no files to extract (only folders, links or unsafe paths)."
+        )
+    task.engine, task.engine_version = extract.EXTRACT_ENGINE
+    # Stored only once all is extracted: a task that fails halfway leaves nothing in storage.
+    files = [store_file(task, name, path) for name, path in extraction.members]
+    return Outcome(files=files, credits=1)
+
+
 def capture_website(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
     """The page at `url` as Chromium shows it: a pdf, png or jpg."""
     from engine.runner import task_timeout  # the runner imports this module
@@ -281,10 +300,11 @@ def read_metadata(task: Task, workdir: Path, progress: Callable[[int], None]) ->
     return Outcome(files=[], result={"metadata": read(src, fmt)})
 
 
-# Operations that make one output of the whole task rather than one per input file.
+# Operations that work on the whole task at once rather than one converter per input file.
 WHOLE_TASK: dict[str, Callable[[Task, Path, Callable[[int], None]], Outcome]] = {
     "merge": merge_files,
     "archive": archive_files,
+    "archive/extract": extract_archives,
     "capture-website": capture_website,
     "metadata": read_metadata,
 }

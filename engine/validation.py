@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from engine import converters
 from engine.combine import ARCHIVE_FORMATS, MERGE_FORMATS
+from engine.extract import EXTRACT_FORMATS, format_called
 
 IMPORT_OPERATIONS = frozenset({"import/upload", "import/url", "import/base64", "import/raw", "import/s3"})
 EXPORT_OPERATIONS = frozenset({"export/url", "export/s3"})
@@ -38,6 +39,7 @@ S3_REGION = re.compile(r"[A-Za-z0-9-]{1,63}")
 COMBINING_OPERATIONS: dict[str, tuple[str, ...]] = {"merge": MERGE_FORMATS, "archive": ARCHIVE_FORMATS}
 CAPTURE_OPERATION = "capture-website"  # takes a `url`, no input task
 METADATA_OPERATION = "metadata"  # reads its input; its result is `result.metadata`, not a file
+EXTRACT_OPERATION = "archive/extract"  # one archive in, every file inside it out
 WATERMARK_OPERATION = "watermark"  # may stamp the file of a further task, named by `image`
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 # Keys with a meaning of their own; every other key of a processing task is a conversion option.
@@ -88,7 +90,7 @@ def processing_operations() -> set[str]:
 def supported_operations() -> set[str]:
     return (
         set(IMPORT_OPERATIONS | EXPORT_OPERATIONS | COMBINING_OPERATIONS.keys())
-        | {METADATA_OPERATION}
+        | {METADATA_OPERATION, EXTRACT_OPERATION}
         | processing_operations()
     )
 
@@ -197,6 +199,11 @@ def check_task(
         _check_capture(payload, add)
     elif operation == METADATA_OPERATION:
         pass  # any input file; what it is decides what is read
+    elif operation == EXTRACT_OPERATION:
+        # No output format and no filename: the names come from inside the archive.
+        input_format = payload.get("input_format")
+        if input_format is not None and not (isinstance(input_format, str) and format_called(input_format)):
+            add("input_format", f"The engine extracts {', '.join(EXTRACT_FORMATS)} archives only.")
     else:
         _check_processing(payload, operation, known_formats, add)
         image = payload.get("image")

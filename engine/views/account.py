@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from engine import converters
 from engine.auth import json_body
 from engine.combine import ARCHIVE_ENGINE, MERGE_ENGINE
+from engine.extract import EXTRACT_ENGINE, EXTRACT_FORMATS, format_called
 from engine.models import Webhook
 from engine.serializers import (
     api_url,
@@ -22,6 +23,7 @@ from engine.serializers import (
 from engine.validation import (
     COMBINING_OPERATIONS,
     EXPORT_OPERATIONS,
+    EXTRACT_OPERATION,
     IMPORT_OPERATIONS,
     METADATA_OPERATION,
     is_http_url,
@@ -79,6 +81,26 @@ def _combining(request: HttpRequest, operation: str | None) -> list[dict]:
     ]
 
 
+def _extracting(request: HttpRequest, operation: str | None) -> list[dict]:
+    """archive/extract makes files of whatever its archives hold, so it is listed by input format only."""
+    if operation not in (None, EXTRACT_OPERATION) or request.GET.get("filter[output_format]"):
+        return []
+    if request.GET.get("filter[engine]") not in (None, "", EXTRACT_ENGINE[0]):
+        return []
+    wanted = request.GET.get("filter[input_format]")
+    return [
+        {
+            "operation": EXTRACT_OPERATION,
+            "input_format": fmt,
+            "engine": EXTRACT_ENGINE[0],
+            "credits": 1,
+            "meta": {"group": "archive"},
+        }
+        for fmt in EXTRACT_FORMATS
+        if not wanted or format_called(wanted) == fmt
+    ]
+
+
 def formats(request: HttpRequest) -> HttpResponse:
     return json_response({"data": _catalogue(request, "convert")})
 
@@ -86,6 +108,7 @@ def formats(request: HttpRequest) -> HttpResponse:
 def operations(request: HttpRequest) -> HttpResponse:
     operation = request.GET.get("filter[operation]") or None
     items = _catalogue(request, operation) + _combining(request, operation)
+    items += _extracting(request, operation)
     filtered_by_format = any(
         request.GET.get(f"filter[{key}]") for key in ("input_format", "output_format", "engine")
     )
