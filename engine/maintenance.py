@@ -78,17 +78,24 @@ def enforce_timeouts() -> int:
 
 def requeue_forgotten_tasks() -> int:
     """Waiting tasks that could run but sat unqueued (a queue lost on restart) get queued again;
-    running one twice is harmless, the claim lets only one through."""
+    running one twice is harmless, the claim lets only one through. Those whose input failed
+    without them noticing fail too, as they would have (INPUT_TASK_FAILED)."""
     cutoff = timezone.now() - timedelta(seconds=_seconds("ENGINE_STUCK_AFTER", DEFAULT_STUCK_AFTER))
-    queued = 0
+    settled = 0
     for task in Task.objects.filter(status=Task.Status.WAITING, created_at__lt=cutoff).exclude(
         operation__in=runner.PASSIVE_OPERATIONS
     ):
-        if runner.inputs_state(task) == "ready":
+        state = runner.inputs_state(task)
+        if state == "ready":
             with transaction.atomic():
                 runner.schedule([task.pk])
-            queued += 1
-    return queued
+            settled += 1
+        elif state == "failed":
+            settled += runner.task_fail(
+                str(task.pk), code=runner.INPUT_TASK_FAILED[0], message=runner.INPUT_TASK_FAILED[1],
+                from_statuses=[Task.Status.WAITING],
+            )
+    return settled
 
 
 def delete_expired() -> int:

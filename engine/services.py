@@ -52,8 +52,15 @@ def _new_task(*, job: Job | None, spec: TaskSpec, depends_on: list[Task], **extr
 
 
 def _start(tasks: list[Task]) -> None:
-    """Queue the tasks that can run right away; fail those whose inputs already failed."""
+    """Queue the tasks that can run right away; fail those whose inputs already failed.
+
+    Called in the transaction creating the tasks. An input may be ending in the worker at this
+    very moment, and its end starts only the dependents it can see: the inputs' rows are locked
+    first, so either this transaction reads the input's end, or the worker's comes after ours
+    and sees the new task (otherwise both could miss each other and the task would wait forever)."""
     for task in tasks:
+        if task.depends_on:
+            list(Task.objects.select_for_update().filter(pk__in=task.depends_on).values_list("pk", flat=True))
         state = runner.inputs_state(task) if task.depends_on else "ready"
         if state == "failed":
             runner.task_fail(

@@ -107,3 +107,48 @@ def test_the_chores_schedule_themselves_once(live_engine: str) -> None:
     queued = DBTaskResult.objects.filter(task_path="engine.tasks.maintenance")
     assert queued.count() == 1
     assert Chore.objects.get(name="maintenance").next_run_at <= timezone.now()
+
+
+def _export_waiting_on(api: Api, input_id: str, *, input_status: str) -> str:
+    """A standalone export created while its input ran, whose input then ended without starting
+    it (the lost wake-up a worker and an API request racing could once cause), an hour ago."""
+    Task.objects.filter(pk=input_id).update(status="processing")
+    export = api.post("v2/export/url", {"input": input_id}).json()["data"]["id"]
+    assert Task.objects.get(pk=export).status == "waiting"
+    Task.objects.filter(pk=input_id).update(status=input_status)
+    Task.objects.filter(pk=export).update(created_at=timezone.now() - timedelta(hours=1))
+    return export
+
+
+def test_a_waiting_task_whose_inputs_ended_unnoticed_is_run_by_the_chores(live_engine: str, worker) -> None:
+    api = Api(live_engine)
+    job = api.create_job(CONVERT_TO_JPG)
+    upload(task_named(job, "upload"), png_bytes(), "photo.png")
+    api.wait_job(job["id"])
+    finished = _export_waiting_on(api, task_named(job, "convert")["id"], input_status="finished")
+    failed_input = task_named(api.create_job(CONVERT_TO_JPG), "convert")["id"]
+    Task.objects.filter(pk=failed_input).update(code="INVALID_FILE")
+    failed = _export_waiting_on(api, failed_input, input_status="error")
+
+    # The worker's own chores may get there first; either way both end as they should have.
+    maintenance.requeue_forgotten_tasks()
+
+    wait_for(lambda: Task.objects.get(pk=finished).status == "finished")
+    (file,) = api.get(f"v2/tasks/{finished}").json()["data"]["result"]["files"]
+    assert file["filename"] == "photo.jpg"
+    ended = Task.objects.get(pk=failed)
+    assert (ended.status, ended.code) == ("error", "INPUT_TASK_FAILED")
+
+
+def test_a_new_task_locks_its_inputs_where_the_database_can(live_engine: str) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from engine import services
+
+    job = Api(live_engine).create_job(CONVERT_TO_JPG)
+    with CaptureQueriesContext(connection) as captured:
+        services.task_create(operation="export/url", payload={"input": task_named(job, "convert")["id"]})
+
+    locked = any("FOR UPDATE" in query["sql"] for query in captured)
+    assert locked == connection.features.has_select_for_update  # PostgreSQL locks; SQLite serialises writers
