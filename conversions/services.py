@@ -145,14 +145,14 @@ def job_retry(*, job: ConversionJob) -> ConversionJob:
         source_url=source_url,
         notify_by_email=job.notify_by_email,
         # Still shared with the team, unless the owner has left it since.
-        team=job.team if job.team_id and job.team.members.filter(pk=job.user_id).exists() else None,
+        team=selectors.teams_of(job.user).filter(pk=job.team_id).first(),
     )
 
 
 def job_share(*, job: ConversionJob, team: Team | None) -> ConversionJob:
     """Let one of the owner's teams see the job and its files, or (None) nobody but the owner.
     The team it is shared with now may stay, even if the owner has left it."""
-    if team is not None and team.pk != job.team_id and not team.members.filter(pk=job.user_id).exists():
+    if team is not None and not selectors.teams_for_sharing(job).filter(pk=team.pk).exists():
         raise ConversionError("You can only share with a team you belong to.")
     job.team = team
     job.save(update_fields=["team", "updated_at"])
