@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "conversions.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -88,16 +90,37 @@ TEMPLATES = [
     },
 ]
 
+# How bin/run (manage.py ccweb_serve) serves: gunicorn processes × threads, and task workers.
+WEB_PROCESSES = env.int("WEB_PROCESSES", default=2)
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+WORKER_PROCESSES = env.int("WORKER_PROCESSES", default=1)
+
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server, the worker and the engine write concurrently: WAL lets readers go on,
     # IMMEDIATE takes the write lock up front so transactions wait instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": env.float("SQLITE_TIMEOUT", default=30.0),
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
     )
     # Tests run a live server and a worker in threads: they need a real file, not :memory:.
     # One file per test process, so parallel runs do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_POOL", default=True):
+    # One pool per process, at most a thread's worth of connections each: PostgreSQL then sees at most
+    # WEB_PROCESSES × DATABASE_POOL_MAX_SIZE (+ that per worker) however many requests arrive, and a
+    # request reuses a connection instead of opening one. Health checks hand out no connection the
+    # server dropped meanwhile (a restart, pg_terminate_backend).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=WEB_THREADS),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,6 +217,8 @@ CLOUDCONVERT_MAX_RETRIES = env.int("CLOUDCONVERT_MAX_RETRIES", default=4)
 
 # --- The engine ---------------------------------------------------------------------------------
 ENGINE_MAX_UPLOAD_SIZE = env.int("ENGINE_MAX_UPLOAD_SIZE", default=1024 * 1024 * 1024)
+# The engine's JSON bodies (import/base64 carries whole files); larger ones get a 413.
+ENGINE_MAX_REQUEST_BODY = env.int("ENGINE_MAX_REQUEST_BODY", default=64 * 1024 * 1024)
 ENGINE_URL_EXPIRY = env.int("ENGINE_URL_EXPIRY", default=24 * 3600)
 ENGINE_SYNC_TIMEOUT = env.int("ENGINE_SYNC_TIMEOUT", default=300)
 ENGINE_WEBHOOK_TIMEOUT = env.int("ENGINE_WEBHOOK_TIMEOUT", default=10)
@@ -209,6 +234,15 @@ ENGINE_HEARTBEAT_INTERVAL = env.int("ENGINE_HEARTBEAT_INTERVAL", default=30)
 ENGINE_STUCK_AFTER = env.int("ENGINE_STUCK_AFTER", default=300)
 ENGINE_RETENTION = env.int("ENGINE_RETENTION", default=24 * 3600)
 ENGINE_MAINTENANCE_INTERVAL = env.int("ENGINE_MAINTENANCE_INTERVAL", default=60)
+# Workers (manage.py ccweb_worker): how often each records that it lives, when a silent one counts
+# as dead (its running tasks are then queued again or failed), the longest wait between two tries
+# of a database that does not answer.
+WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=10.0)
+WORKER_DEAD_AFTER = env.float("WORKER_DEAD_AFTER", default=120.0)
+WORKER_RETRY_MAX_DELAY = env.float("WORKER_RETRY_MAX_DELAY", default=30.0)
+# Every converter tool runs under bubblewrap (its task's folder, no network); "off" only where every
+# uploaded file is trusted and bubblewrap cannot run.
+ENGINE_SANDBOX = env.str("ENGINE_SANDBOX", default="bwrap")
 # Per-run limits of the converters' tools (ffmpeg; pandoc, Chromium, Ghostscript, rsvg-convert).
 ENGINE_MEDIA_TIMEOUT = env.int("ENGINE_MEDIA_TIMEOUT", default=3600)
 ENGINE_TOOL_TIMEOUT = env.int("ENGINE_TOOL_TIMEOUT", default=300)
@@ -226,6 +260,33 @@ CONVERSIONS_POLL_MAX_INTERVAL = env.int("CONVERSIONS_POLL_MAX_INTERVAL", default
 # Per user and calendar day; 0 means no limit.
 CONVERSIONS_DAILY_JOB_QUOTA = env.int("CONVERSIONS_DAILY_JOB_QUOTA", default=100)
 CONVERSIONS_MAX_UPLOAD_SIZE = env.int("CONVERSIONS_MAX_UPLOAD_SIZE", default=100 * 1024 * 1024)
+# Largest webhook body accepted (bigger: 413), read past Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+# (2.5 MB): a job's body grows by a few hundred bytes per output file (5000 pages: about 1.6 MB).
+CONVERSIONS_WEBHOOK_MAX_BODY = env.int("CONVERSIONS_WEBHOOK_MAX_BODY", default=32 * 1024 * 1024)
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------------
+# No inline script or style anywhere: pages load static/js/*.js and css/app.css, thumbnails come
+# from ccweb's own URLs. The API's upload hosts are added to connect-src and form-action per
+# request (conversions.middleware), from the API configured. Enforced in development as well, so
+# every browser test runs under the production policy (django-csp leaves DEBUG's error pages
+# alone); CSP_REPORT_ONLY=true only reports violations in the browser's console instead.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+    }
+}
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
 
 LOGGING = {
     "version": 1,

@@ -29,7 +29,8 @@ class ConversionJobAdmin(admin.ModelAdmin):
     inlines = [OutputFileInline]
     actions = ["refresh_from_api"]
 
-    @admin.action(description="Refresh the selected jobs from the API")
+    # Refreshing writes the job (status, files): staff who may only view jobs neither see nor post it.
+    @admin.action(description="Refresh the selected jobs from the API", permissions=["change"])
     def refresh_from_api(self, request: HttpRequest, queryset: QuerySet[ConversionJob]) -> None:
         refreshed = 0
         for job in queryset.exclude(remote_job_id=""):

@@ -56,6 +56,9 @@ class ConversionJob(models.Model):
     error_message = models.TextField(blank=True, default="", help_text="Shown to the user.")
     error_code = models.CharField(max_length=64, blank=True, default="")
     payload = models.JSONField(default=dict, blank=True, help_text="The last job object from the API.")
+    poll_after = models.DateTimeField(
+        null=True, blank=True, help_text="The API asked not to be polled about this job before then (Retry-After)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -132,6 +135,22 @@ class OutputFile(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("conversions:file_download", args=[self.uuid])
+
+
+class DailyJobCount(models.Model):
+    """How many jobs a user started on one day: the row the daily quota is counted on. Starting a
+    job locks it, so parallel starts (files dropped together) see each other; deleting a job does
+    not give its start back."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    started = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="daily_job_count_unique_per_user_day")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.day}: {self.started}"
 
 
 class WebhookDelivery(models.Model):

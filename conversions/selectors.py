@@ -4,6 +4,7 @@ import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -11,7 +12,7 @@ from django.utils import timezone
 from conversions.cloudconvert.client import Client, api_config
 from conversions.catalogue import Catalogue
 from conversions.cloudconvert.errors import ApiError
-from conversions.models import ConversionJob, OutputFile, Preset, Team
+from conversions.models import ConversionJob, DailyJobCount, OutputFile, Preset, Team
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,9 @@ def jobs_matching(
 
 
 def jobs_started_today(user: AbstractBaseUser) -> int:
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return jobs_owned_by(user).filter(created_at__gte=start).count()
+    """What counts against the daily quota (see services._quota_take)."""
+    counter = DailyJobCount.objects.filter(user=user, day=timezone.localdate()).first()
+    return counter.started if counter else 0
 
 
 def presets_of(user: AbstractBaseUser) -> QuerySet[Preset]:
@@ -82,7 +84,11 @@ def presets_of(user: AbstractBaseUser) -> QuerySet[Preset]:
 
 
 def preset_for_user(*, user: AbstractBaseUser, uuid: object) -> Preset:
-    preset = presets_of(user).filter(uuid=uuid).first()
+    """The user's preset, or 404 (also for a value that is no UUID at all, as in ?preset=...)."""
+    try:
+        preset = presets_of(user).filter(uuid=uuid).first()
+    except ValidationError:
+        preset = None
     if preset is None:
         raise Http404("No such preset.")
     return preset

@@ -5,13 +5,14 @@ payload is applied the same way whichever way it arrived."""
 
 import hashlib
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile, File
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,13 +20,15 @@ from conversions import selectors
 from conversions.catalogue import input_format_of
 from conversions.cloudconvert.client import api_config, get_client
 from conversions.cloudconvert.errors import ApiError, InvalidData, NotFound, Unauthenticated
-from conversions.models import ConversionJob, OutputFile, Preset, Team, WebhookDelivery
+from conversions.models import ConversionJob, DailyJobCount, OutputFile, Preset, Team, WebhookDelivery
+from conversions.payloads import MalformedPayload, job_payload_clean
 from conversions.thumbnails import thumbnail_png
 
 logger = logging.getLogger(__name__)
 
 Status = ConversionJob.Status
 ORIGINAL_EXPORT = ConversionJob.ORIGINAL_EXPORT
+POLL_AFTER_CAP = timedelta(hours=24)
 
 
 class ConversionError(Exception):
@@ -53,13 +56,24 @@ class QuotaExceeded(ConversionError):
     pass
 
 
-def job_quota_check(*, user: AbstractBaseUser) -> None:
-    """Refuse to start jobs beyond the user's daily quota (CONVERSIONS_DAILY_JOB_QUOTA, 0: none)."""
+def _quota_take(*, user: AbstractBaseUser, day: date) -> None:
+    """Count one more job started today, refusing beyond the user's daily quota
+    (CONVERSIONS_DAILY_JOB_QUOTA, 0: none). Call inside a transaction: the user's counter row
+    stays locked until it commits, so parallel starts wait for each other instead of all reading
+    the same count (SQLite's IMMEDIATE transactions serialise them just the same)."""
+    counter, _ = DailyJobCount.objects.select_for_update().get_or_create(user=user, day=day)
     quota = settings.CONVERSIONS_DAILY_JOB_QUOTA
-    if quota and selectors.jobs_started_today(user) >= quota:
+    if quota and counter.started >= quota:
         raise QuotaExceeded(
             f"You have reached today's limit of {quota} conversions. You can convert more files tomorrow."
         )
+    counter.started += 1
+    counter.save(update_fields=["started"])
+
+
+def _quota_give_back(*, user: AbstractBaseUser, day: date) -> None:
+    """A job the API refused to create was never started: it does not count."""
+    DailyJobCount.objects.filter(user=user, day=day, started__gt=0).update(started=F("started") - 1)
 
 
 def _job_tasks(job: ConversionJob, *, redirect_after_upload: bool) -> dict:
@@ -100,23 +114,30 @@ def job_start(
 ) -> ConversionJob:
     """Create the job at the API: an upload waiting for the browser (or an import from a URL),
     a convert and an export. With redirect_after_upload, a browser's plain form post comes
-    back to the job page."""
-    job_quota_check(user=user)
-    job = ConversionJob.objects.create(
-        user=user,
-        output_format=output_format,
-        options=options,
-        input_filename=input_filename,
-        source_url=source_url,
-        notify_by_email=notify_by_email,
-        team=team,
-    )
+    back to the job page.
+
+    The quota is taken with the job's row, and both are committed before the API is asked: a
+    lock held over an HTTP call would make every other start of the user (on SQLite, every
+    write) wait for it."""
+    today = timezone.localdate()
+    with transaction.atomic():
+        _quota_take(user=user, day=today)
+        job = ConversionJob.objects.create(
+            user=user,
+            output_format=output_format,
+            options=options,
+            input_filename=input_filename,
+            source_url=source_url,
+            notify_by_email=notify_by_email,
+            team=team,
+        )
     job.tag = str(job.uuid)
     tasks = _job_tasks(job, redirect_after_upload=redirect_after_upload)
     try:
         payload = get_client().create_job(tasks=tasks, tag=job.tag, webhook_url=webhook_url())
     except ApiError as error:
         logger.warning("job %s: the API refused to create it: %r", job.uuid, error)
+        _quota_give_back(user=user, day=today)
         job.status = Status.ERROR
         job.error_message = api_error_sentence(error)
         job.error_code = error.code or type(error).__name__
@@ -233,10 +254,10 @@ def _failure_sentence(tasks: list[dict]) -> tuple[str, str]:
 def job_apply_payload(*, payload: dict) -> ConversionJob | None:
     """Bring our record in line with a job object from the API (webhook or poll).
 
-    Idempotent; unknown jobs are ignored; a status never moves backwards."""
-    remote_id = str(payload.get("id") or "")
-    if not remote_id:
-        return None
+    Idempotent; unknown jobs are ignored; a status never moves backwards. A payload of the wrong
+    shape raises MalformedPayload before anything is written."""
+    payload = job_payload_clean(payload)
+    remote_id = payload["id"]
     with transaction.atomic():
         job = ConversionJob.objects.select_for_update().filter(remote_job_id=remote_id).first()
         if job is None:
@@ -280,7 +301,8 @@ def _percent(tasks: list[dict], status: str) -> int:
         if task.get("status") == "finished":
             done += 100
         elif task.get("status") == "processing":
-            done += int(task.get("percent") or 0)
+            # Whatever the API says, a task is between 0 and 100 % done.
+            done += min(100, max(0, int(task.get("percent") or 0)))
     return min(99, done // len(work))
 
 
@@ -294,38 +316,59 @@ def _input_filename(tasks: list[dict]) -> str:
 
 
 def _record_outputs(job: ConversionJob, tasks: list[dict]) -> int:
-    created = 0
+    """Our rows for the job's exported files, in a few queries however many files (a job may
+    export thousands of pages)."""
+    found: dict[str, tuple[int | None, str]] = {}
     for task in tasks:
         if task.get("operation") != "export/url" or task.get("name") == ORIGINAL_EXPORT:
             continue
         if task.get("status") != "finished":
             continue
         for item in (task.get("result") or {}).get("files") or []:
-            _, was_created = OutputFile.objects.update_or_create(
-                job=job,
-                filename=str(item.get("filename"))[:255],
-                defaults={"size": item.get("size"), "remote_url": item.get("url") or ""},
-            )
-            created += was_created
-    return created
+            found[str(item.get("filename"))[:255]] = (item.get("size"), item.get("url") or "")
+    known = {output.filename: output for output in job.files.all()}
+    changed = []
+    for filename, (size, url) in found.items():
+        output = known.get(filename)
+        if output is not None and (output.size, output.remote_url) != (size, url):
+            output.size, output.remote_url = size, url
+            changed.append(output)
+    OutputFile.objects.bulk_update(changed, ["size", "remote_url"], batch_size=500)
+    new = [
+        OutputFile(job=job, filename=filename, size=size, remote_url=url)
+        for filename, (size, url) in found.items()
+        if filename not in known
+    ]
+    OutputFile.objects.bulk_create(new, batch_size=500)
+    return len(new)
 
 
-def webhook_receive(*, body: bytes, event: str, job_payload: dict) -> str:
-    """Apply a verified webhook. Returns what happened, for the response and the log."""
+def webhook_receive(*, body: bytes, event: str, job_payload: object) -> str:
+    """Apply a verified webhook. Returns what happened, for the response and the log; a job
+    object of the wrong shape raises MalformedPayload and records nothing.
+
+    The delivery is recorded in the transaction that applies it: when applying fails, the record
+    goes too, and the sender's retry of the same body is applied rather than taken for a
+    duplicate. A concurrent copy of the body waits on the record's unique key, then is one."""
+    job_payload = job_payload_clean(job_payload)
     digest = hashlib.sha256(body).hexdigest()
-    try:
-        with transaction.atomic():
-            WebhookDelivery.objects.create(
-                body_sha256=digest, event=event[:32], remote_job_id=str(job_payload.get("id") or "")[:64]
-            )
-    except IntegrityError:
-        return "duplicate"
-    job = job_apply_payload(payload=job_payload)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                WebhookDelivery.objects.create(
+                    body_sha256=digest, event=event.replace("\x00", "")[:32], remote_job_id=job_payload["id"][:64]
+                )
+        except IntegrityError:
+            return "duplicate"
+        job = job_apply_payload(payload=job_payload)
     return "applied" if job else "unknown job"
 
 
 def job_refresh(*, job: ConversionJob) -> ConversionJob:
-    """Ask the API for the job's state now (the poller's and the admin's way in)."""
+    """Ask the API for the job's state now (the poller's and the admin's way in).
+
+    When the API asks to be left alone for a while (Retry-After), the job keeps until when in
+    poll_after, and the poller does not ask again before then."""
     try:
         payload = get_client().show_job(job.remote_job_id)
     except NotFound:
@@ -338,7 +381,17 @@ def job_refresh(*, job: ConversionJob) -> ConversionJob:
                 job.finished_at = timezone.now()
                 job.save()
         return job
-    return job_apply_payload(payload=payload) or job
+    except ApiError as error:
+        if error.retry_after:
+            # Beyond a day the poller has given up on the job anyway (and a huge value overflows).
+            wait = timedelta(seconds=min(error.retry_after, POLL_AFTER_CAP.total_seconds()))
+            ConversionJob.objects.filter(pk=job.pk).update(poll_after=timezone.now() + wait)
+        raise
+    try:
+        return job_apply_payload(payload=payload) or job
+    except MalformedPayload as error:
+        logger.error("job %s: the API answered a job object ccweb cannot read: %s", job.uuid, error)
+        raise ApiError("The conversion service answered in a form ccweb does not understand.") from error
 
 
 def output_store(*, output: OutputFile) -> bool:

@@ -27,13 +27,18 @@ def poll_job(job_id: int, attempt: int) -> str:
     """Finish jobs when webhooks cannot reach us: ask the API, apply, come back later.
 
     The next poll is queued before this one does its work, so a worker killed in the middle
-    of it does not end the chain; a poll that finds the job ended simply stops."""
+    of it does not end the chain; a poll that finds the job ended simply stops. A poll due
+    before the time the API asked for (Retry-After, kept in job.poll_after) moves itself there."""
     job = ConversionJob.objects.filter(pk=job_id).first()
     if job is None or not job.is_running or not job.remote_job_id:
         return "done"
-    if timezone.now() - job.created_at > POLL_GIVE_UP_AFTER:
+    now = timezone.now()
+    if now - job.created_at > POLL_GIVE_UP_AFTER:
         return "gave up"
-    poll_job.using(run_after=timezone.now() + timedelta(seconds=poll_delay(attempt))).enqueue(job_id, attempt + 1)
+    if job.poll_after and job.poll_after > now:
+        poll_job.using(run_after=job.poll_after).enqueue(job_id, attempt)
+        return "later"
+    poll_job.using(run_after=now + timedelta(seconds=poll_delay(attempt))).enqueue(job_id, attempt + 1)
     try:
         job = services.job_refresh(job=job)
     except ApiError as error:

@@ -12,6 +12,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,11 +22,13 @@ from conversions.cloudconvert.client import api_config
 from conversions.cloudconvert.errors import ApiError
 from conversions.cloudconvert.webhooks import verify_signature
 from conversions.forms import OPTION_PREFIX, ConvertForm, DashboardFilterForm, ShareForm
+from conversions.payloads import MalformedPayload
 from conversions.zips import zip_filename, zip_of_outputs
 
 logger = logging.getLogger(__name__)
 
 JOBS_PER_PAGE = 25
+WEBHOOK_READ_CHUNK = 64 * 1024
 ROWS_CACHE_SECONDS = 3600
 
 
@@ -299,22 +302,54 @@ def file_thumbnail(request: HttpRequest, uuid: str) -> HttpResponse:
     return response
 
 
+def _raw_body(request: HttpRequest, limit: int) -> bytes | None:
+    """The request's body, read from the stream, or None when it is longer than `limit` bytes.
+
+    Not request.body: that refuses anything over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), and the
+    webhook of a job with a few thousand files is bigger. Reading stops one byte past the limit."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return None
+    chunks, size = [], 0
+    while chunk := request.read(min(WEBHOOK_READ_CHUNK, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
+
+
+def _no_constants(name: str) -> float:
+    raise MalformedPayload(f"{name} is not JSON")
+
+
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest) -> HttpResponse:
     """CloudConvert (or the engine) tells us a job changed. Verify first, then one service."""
+    limit = settings.CONVERSIONS_WEBHOOK_MAX_BODY
+    body = _raw_body(request, limit)
+    if body is None:
+        logger.warning("webhook rejected: body over %d bytes", limit)
+        return JsonResponse(
+            {"error": f"The body is larger than the {filesizeformat(limit)} this webhook accepts."}, status=413
+        )
     signature = request.headers.get("CloudConvert-Signature")
-    if not verify_signature(secret=api_config().webhook_secret, body=request.body, signature=signature):
+    if not verify_signature(secret=api_config().webhook_secret, body=body, signature=signature):
         logger.warning("webhook rejected: missing or bad signature")
         return JsonResponse({"error": "invalid signature"}, status=400)
     try:
-        data = json.loads(request.body)
-        event, job_payload = str(data["event"]), data["job"]
-        if not isinstance(job_payload, dict):
-            raise TypeError("job is not an object")
-    except (ValueError, KeyError, TypeError) as error:
-        logger.warning("webhook rejected: malformed body: %r", error)
-        return JsonResponse({"error": "malformed body"}, status=400)
-    outcome = services.webhook_receive(body=request.body, event=event, job_payload=job_payload)
-    logger.info("webhook %s for job %s: %s", event, job_payload.get("id"), outcome)
+        # NaN and Infinity are not JSON, and no database stores them in a JSON column.
+        data = json.loads(body, parse_constant=_no_constants)
+        if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+            raise MalformedPayload("the body is not an object with an event name")
+        outcome = services.webhook_receive(body=body, event=data["event"], job_payload=data.get("job"))
+    except (MalformedPayload, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        # Nothing was recorded. Any other failure is a 500, and the sender's retry comes back.
+        logger.warning("webhook rejected: malformed body: %s", error)
+        return JsonResponse({"error": f"malformed body: {error}"}, status=400)
+    logger.info("webhook %s for job %s: %s", data["event"], data["job"].get("id"), outcome)
     return JsonResponse({"result": outcome})

@@ -1,14 +1,16 @@
-"""Staff view of the engine: jobs with their tasks, tasks with payload/result, files, webhooks."""
+"""Staff view of the engine: jobs with their tasks, tasks with payload/result, files, webhooks, workers."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.html import format_html
 
-from engine.models import File, Job, Task, Webhook
+from engine.models import File, Job, Task, Webhook, Worker
 from engine.validation import SECRET_KEYS
+from engine.workers import is_alive
 
 
 def _pretty(value: object) -> str:
@@ -99,3 +101,20 @@ class WebhookAdmin(admin.ModelAdmin):
     list_display = ("url", "events", "disabled", "failing", "created_at")
     list_filter = ("disabled", "failing")
     readonly_fields = ("id", "signing_secret", "created_at", "updated_at")
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    """Live workers, and for a while the rows of dead ones (what they ran is settled by the chores)."""
+
+    list_display = ("worker_id", "hostname", "pid", "queues", "started_at", "last_seen_at", "alive")
+    list_filter = ("hostname",)
+    search_fields = ("worker_id", "hostname")
+    readonly_fields = ("worker_id", "hostname", "pid", "owner", "queues", "started_at", "last_seen_at")
+
+    @admin.display(boolean=True)
+    def alive(self, worker: Worker) -> bool:
+        return is_alive(worker)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,7 +1,7 @@
 """How every /v2 request is let in: the Bearer key, JSON errors for everything, method routing.
 
 CloudConvert's SDKs parse every error body as JSON `{message, code, errors?}` (the Java SDK throws
-on anything else), so 401, 404, 405 and even an unexpected 500 are answered in that shape here
+on anything else), so 401, 404, 405, 413 and even an unexpected 500 are answered in that shape here
 rather than by Django's HTML handlers.
 """
 
@@ -15,31 +15,83 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from engine.serializers import error_response, invalid_data
+from engine.validation import ValidationFailed
 
 logger = logging.getLogger(__name__)
 
 View = Callable[..., HttpResponse]
 
 
+# import/base64 carries whole files in the JSON body. CloudConvert advises it for files under
+# 10 MB (13.4 MB once in base64); 64 MiB leaves room for a job importing four such files at once,
+# while bounding what one request can make the server hold in memory (the body and its parsed copy).
+DEFAULT_MAX_REQUEST_BODY = 64 * 1024 * 1024
+
+
 class BadRequestBody(Exception):
     """The body is not a JSON object; answered as a 422 like any other invalid data."""
 
 
-def json_body(request: HttpRequest) -> dict:
-    """The request's JSON object; an empty body counts as `{}` (Python sends `{}` or nothing)."""
-    if not request.body.strip():
-        return {}
+class BodyTooLarge(Exception):
+    """The body is over ENGINE_MAX_REQUEST_BODY; answered as a 413."""
+
+
+def max_request_body() -> int:
+    return int(getattr(settings, "ENGINE_MAX_REQUEST_BODY", DEFAULT_MAX_REQUEST_BODY))
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    """The raw body, read up to the engine's own limit.
+
+    Not `request.body`: that applies DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB by default, sized for the
+    web app's forms) and would refuse ordinary import/base64 jobs."""
+    limit = max_request_body()
     try:
-        value = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequestBody("The request body must be valid JSON.") from None
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise BodyTooLarge  # refused before reading a byte of it
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise BodyTooLarge
+    return body
+
+
+def json_body(request: HttpRequest) -> dict:
+    """The request's JSON object; an empty body counts as `{}` (Python sends `{}` or nothing).
+    Parsed once per request: the sync API reads it again for `redirect`."""
+    if hasattr(request, "engine_json"):
+        return request.engine_json
+    body = _read_body(request)
+    if not body.strip():
+        value = {}
+    else:
+        try:
+            value = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequestBody("The request body must be valid JSON.") from None
+        except RecursionError:
+            raise BadRequestBody("The request body nests arrays or objects too deeply to be read.") from None
     if not isinstance(value, dict):
         raise BadRequestBody("The request body must be a JSON object.")
+    request.engine_json = value
     return value
+
+
+def too_large() -> HttpResponse:
+    limit = max_request_body()
+    return error_response(
+        f"The request body is larger than the engine accepts ({limit} bytes). Send big files with "
+        "import/upload or import/url rather than import/base64 or import/raw.",
+        "REQUEST_TOO_LARGE",
+        status=413,
+    )
 
 
 def is_authenticated(request: HttpRequest) -> bool:
@@ -70,6 +122,16 @@ def json_errors(view: View) -> View:
             return not_found()
         except BadRequestBody as error:
             return invalid_data({"body": [str(error)]})
+        except ValidationFailed as error:
+            return invalid_data(error.errors)
+        except (BodyTooLarge, RequestDataTooBig):
+            return too_large()
+        except SuspiciousOperation as error:
+            # Django's other limits on what a request may carry (e.g. over 1000 query parameters).
+            logger.warning("Engine refused %s %s: %s", request.method, request.path, error)
+            return error_response(
+                "The request could not be read: it carries more than the engine accepts.", "BAD_REQUEST", status=400
+            )
         except Exception:
             logger.exception("Engine error on %s %s", request.method, request.path)
             return error_response(

@@ -30,6 +30,29 @@ DEFAULT_TIMEOUT = 30.0
 FILENAME_IN_DISPOSITION = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
+# IPv6 prefixes whose packets end up at an IPv4 address the prefix alone does not tell: NAT64
+# gateways translate to whatever the last 32 bits say (a local gateway reaches the LAN), and
+# IPv4-compatible addresses (deprecated) are handed to IPv4 by some stacks.
+TRANSLATED_NETWORKS = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+)
+
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether the engine may connect to ip: a global unicast address, and for IPv6 addresses that
+    carry an IPv4 address (IPv4-mapped, 6to4, Teredo) that IPv4 address is public too."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address):
+        return True
+    if any(ip in network for network in TRANSLATED_NETWORKS):
+        return False
+    embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    return all(is_public(inner) for inner in embedded if inner is not None)
+
+
 def check_host(url: str) -> str | None:
     """Refuse (ConversionFailed) a URL whose host resolves to a private or local address; the
     checked address to connect to, or None when private addresses are allowed."""
@@ -43,8 +66,7 @@ def check_host(url: str) -> str | None:
             "IMPORT_FAILED", f"The host {host} could not be resolved; check the URL."
         ) from None
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global or ip.is_multicast:
+        if not is_public(ipaddress.ip_address(address.split("%")[0])):
             raise ConversionFailed(
                 "IMPORT_FAILED",
                 f"The URL points to a private or local address ({host}); the engine only imports public URLs.",

@@ -1,4 +1,5 @@
-"""The engine's periodic chores: rescue tasks whose worker died, enforce timeouts, delete old jobs.
+"""The engine's periodic chores: settle what dead workers left (their tools, temp folders and
+django-tasks rows: engine/workers.py), rescue tasks whose worker died, enforce timeouts, delete old jobs.
 
 They run as one self-re-enqueuing background task (django-tasks has no scheduler), seeded by the
 API whenever the chain looks dead, and also by `manage.py engine_maintenance` for cron users.
@@ -14,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from engine import runner, services
+from engine import runner, services, workers
 from engine.models import Chore, Job, Task
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ def delete_expired() -> int:
 
 def run_chores() -> dict[str, int]:
     return {
+        **workers.recover(),
         "recovered": recover_stuck_tasks(),
         "timed_out": enforce_timeouts(),
         "requeued": requeue_forgotten_tasks(),

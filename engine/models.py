@@ -176,3 +176,31 @@ class Chore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.next_run_at}"
+
+
+class Worker(models.Model):
+    """A background worker process as it last reported itself (`manage.py ccweb_worker`).
+
+    Each worker touches `last_seen_at` every WORKER_HEARTBEAT_INTERVAL seconds while it lives and
+    deletes its row when it stops cleanly; a row left behind names a worker that died. What it was
+    running (django-tasks rows naming its worker_id) is then settled by the recovery chores."""
+
+    worker_id = models.CharField(max_length=64, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    # pid:start-time (engine.processes.owner_token): on the worker's own machine it tells at once,
+    # without waiting for the heartbeat to go stale, whether that very process still lives.
+    owner = models.CharField(max_length=64)
+    queues = models.CharField(max_length=255)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            # "Which workers are alive?" (readiness, recovery) filters on the last heartbeat.
+            models.Index(fields=["last_seen_at"], name="engine_worker_last_seen"),
+        ]
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} ({self.hostname}, pid {self.pid})"

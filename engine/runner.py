@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from engine import processes
 from engine.converters import ConversionFailed
 from engine.models import File, Job, Task
 from engine.operations import perform
@@ -184,6 +183,8 @@ def job_settle(job_id: str) -> None:
 
 DEFAULT_TASK_TIMEOUT = 5 * 3600  # CloudConvert's default
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
+# How soon a cancel reaches the task's tools (the issue asks for them gone within 2 s).
+CANCEL_CHECK_INTERVAL = 0.5
 
 
 def task_timeout(task: Task) -> int:
@@ -198,8 +199,9 @@ def timed_out_message(task: Task) -> str:
 
 
 class Heartbeat(threading.Thread):
-    """Touches the task's heartbeat_at while it runs, so recovery can tell a slow task from a
-    task whose worker died."""
+    """Watches a running task from beside it: touches its heartbeat_at (so recovery can tell a slow
+    task from one whose worker died), and the moment it is no longer processing (cancelled, its job
+    deleted, timed out by the chores) kills its tools, so the worker is free for the next task."""
 
     def __init__(self, task_id: str) -> None:
         super().__init__(name=f"engine-heartbeat-{task_id}", daemon=True)
@@ -208,11 +210,25 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         interval = float(getattr(settings, "ENGINE_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL))
+        next_beat = time.monotonic() + interval
+        processing = Task.objects.filter(pk=self.task_id, status=Task.Status.PROCESSING)
         try:
-            while not self.stopped.wait(interval):
-                Task.objects.filter(pk=self.task_id, status=Task.Status.PROCESSING).update(
-                    heartbeat_at=timezone.now()
-                )
+            while not self.stopped.wait(CANCEL_CHECK_INTERVAL):
+                try:
+                    if time.monotonic() >= next_beat:
+                        next_beat += interval
+                        still = bool(processing.update(heartbeat_at=timezone.now()))
+                    else:
+                        still = processing.exists()
+                except (OperationalError, InterfaceError) as error:
+                    # A database hiccup says nothing about the task: keep it running, look again.
+                    logger.warning("Engine task %s: could not check its status (%s).", self.task_id, error)
+                    connection.close()
+                    continue
+                if not still:
+                    killed = processes.cancel(self.task_id)
+                    logger.info("Engine task %s is no longer processing; stopped %d tool(s).", self.task_id, killed)
+                    return
         finally:
             connection.close()
 
@@ -230,12 +246,14 @@ def execute(task_id: str) -> None:
             percent=max(0, min(99, percent))
         )
 
-    workdir = Path(tempfile.mkdtemp(prefix=f"ccweb-engine-{task.pk}-"))
+    # Named after its owner, so the folder of a worker killed mid-task is found and deleted.
+    workdir = processes.temp_folder(f"engine-{task.pk}")
     heartbeat = Heartbeat(task_id)
     heartbeat.start()
     started = time.monotonic()
     try:
-        outcome = perform(task, workdir, progress)
+        with processes.serving(task_id):
+            outcome = perform(task, workdir, progress)
         if time.monotonic() - started > task_timeout(task):
             # Late results are dropped, as CloudConvert does: the task's deadline is part of its contract.
             discard_files([f.path for f in outcome.files])

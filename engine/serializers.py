@@ -25,7 +25,10 @@ def dumps(value: Any) -> str:
 
 
 def json_response(body: dict, *, status: int = 200) -> HttpResponse:
-    response = HttpResponse(dumps(body).encode(), status=status, content_type="application/json")
+    # An unpaired surrogate (from a client's own JSON, echoed in an error) cannot be UTF-8: it is
+    # written as its JSON escape (\ud800), which every client reads back as it sent it.
+    content = dumps(body).encode("utf-8", "backslashreplace")
+    response = HttpResponse(content, status=status, content_type="application/json")
     response["Cache-Control"] = "no-cache, private"
     return response
 
@@ -135,6 +138,9 @@ def webhook_to_api(webhook: Webhook) -> dict:
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 100
+# Pages past this are empty anyway; the cap keeps the OFFSET within what databases take (a
+# 64-bit integer), so ?page=99999999999999999999 is an empty page rather than a database error.
+MAX_PAGE = 1_000_000_000
 
 
 def _positive_int(value: str | None, default: int) -> int:
@@ -147,7 +153,7 @@ def _positive_int(value: str | None, default: int) -> int:
 
 def paginated_response(request: HttpRequest, queryset: Any, path: str, render: Any) -> HttpResponse:
     """Laravel's "simple paginator": no total, `last` is null, follow `links.next` until null."""
-    page = _positive_int(request.GET.get("page"), 1)
+    page = min(_positive_int(request.GET.get("page"), 1), MAX_PAGE)
     per_page = min(_positive_int(request.GET.get("per_page"), DEFAULT_PER_PAGE), MAX_PER_PAGE)
     offset = (page - 1) * per_page
     # One extra row tells whether a next page exists without counting the whole table.

@@ -10,6 +10,7 @@ import base64
 import binascii
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -42,6 +43,8 @@ METADATA_OPERATION = "metadata"  # reads its input; its result is `result.metada
 EXTRACT_OPERATION = "archive/extract"  # one archive in, every file inside it out
 WATERMARK_OPERATION = "watermark"  # may stamp the file of a further task, named by `image`
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+# What no text column takes: NUL (PostgreSQL) and unpaired UTF-16 surrogates (no UTF-8 for them).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Keys with a meaning of their own; every other key of a processing task is a conversion option.
 COMMON_KEYS = frozenset(
     {
@@ -104,7 +107,7 @@ def is_uuid(value: str) -> bool:
 
 
 def is_http_url(value: Any) -> bool:
-    if not isinstance(value, str) or not value or any(ch.isspace() for ch in value):
+    if not isinstance(value, str) or not value or any(ch.isspace() or not ch.isprintable() for ch in value):
         return False
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
@@ -126,12 +129,60 @@ def image_reference(payload: dict, operation: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def has_unstorable(value: Any) -> bool:
+    """Whether a NUL character, or an unpaired UTF-16 surrogate (JSON allows "\\ud800"), hides
+    anywhere in a JSON value, keys included. PostgreSQL's text and jsonb cannot hold a NUL and
+    neither database driver can encode a surrogate: refused here, both answer the same 422."""
+    pending = [value]
+    while pending:  # a loop, not recursion: JSON nests as deep as the parser allowed
+        item = pending.pop()
+        if isinstance(item, str) and UNSTORABLE.search(item):
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _escaped(name: str) -> str:
+    """A field name as clients can show it: NUL and surrogates in a key written as \\u0000, \\ud800."""
+    return UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", name)
+
+
+def unstorable_error(name: str) -> str:
+    return f"The {_escaped(name)} must not contain NUL characters (\\u0000) or unpaired surrogates (\\ud800)."
+
+
+def unstorable_errors(payload: dict) -> dict[str, list[str]]:
+    """An error per top-level field of payload holding a NUL or a surrogate somewhere."""
+    return {
+        _escaped(key): [unstorable_error(key)]
+        for key, value in payload.items()
+        if has_unstorable(key) or has_unstorable(value)
+    }
+
+
+def filter_value(query: Mapping[str, str], key: str) -> str | None:
+    """`filter[key]` of a list's query string, None when absent or empty. Checked like a body,
+    since the value goes into a database query."""
+    name = f"filter[{key}]"
+    value = query.get(name) or None
+    if value is not None and has_unstorable(value):
+        raise ValidationFailed({name: [unstorable_error(name)]})
+    return value
+
+
 def _headers_error(value: Any) -> str | None:
     if value is None or (
-        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        isinstance(value, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        # A line break would end the header and start another one of the sender's choosing.
+        and not any(ch in "\r\n" for item in value.items() for text in item for ch in text)
     ):
         return None
-    return "The headers must be an object of strings."
+    return "The headers must be an object of strings, each on one line."
 
 
 def public_payload(payload: dict) -> dict:
@@ -157,7 +208,8 @@ def check_task(
 ) -> dict[str, list[str]]:
     """Errors for one task payload, keyed by field. `known_formats` maps each input name/id to the
     format of the file it will produce when that can be told at creation time."""
-    errors: dict[str, list[str]] = {}
+    if errors := unstorable_errors(payload):
+        return errors  # the other checks would only repeat that the value is unusable
 
     def add(key: str, message: str) -> None:
         errors.setdefault(key, []).append(message)
@@ -362,8 +414,12 @@ def validate_job(body: dict) -> tuple[list[TaskSpec], str | None, str | None]:
     tag = body.get("tag")
     if tag is not None and not isinstance(tag, str):
         errors["tag"] = ["The tag must be a string."]
+    elif has_unstorable(tag):
+        errors["tag"] = [unstorable_error("tag")]
     webhook_url = body.get("webhook_url")
-    if webhook_url is not None and not is_http_url(webhook_url):
+    if has_unstorable(webhook_url):
+        errors["webhook_url"] = [unstorable_error("webhook url")]
+    elif webhook_url is not None and not is_http_url(webhook_url):
         errors["webhook_url"] = ["The webhook url must be a valid http(s) URL."]
     tasks = body.get("tasks")
     if not isinstance(tasks, dict) or not tasks:

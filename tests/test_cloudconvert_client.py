@@ -305,6 +305,14 @@ def test_it_does_not_sleep_through_a_long_retry_after(api, client, sleeps):
     assert sleeps == [] and len(api.seen) == 1
 
 
+def test_a_503_asking_for_a_long_wait_carries_it_to_the_caller(api, client, sleeps):
+    api.script(Reply(503, headers={"Retry-After": "300"}))
+    with pytest.raises(Unavailable) as caught:
+        client.show_job(JOB_ID)
+    assert caught.value.retry_after == 300.0
+    assert sleeps == [] and len(api.seen) == 1
+
+
 def test_it_retries_a_503_twice_then_succeeds(api, client, sleeps):
     api.script(Reply(503), Reply(503), reply_json(200, {"data": job("finished")}))
     assert client.show_job(JOB_ID)["status"] == "finished"

@@ -221,3 +221,79 @@ def test_it_checks_the_pdf_before_rebuilding_it(tmp_path: Path) -> None:
         convert(src, tmp_path / "out", "docx")
 
     assert failure.value.message == "The PDF could not be opened: it is damaged or not a PDF."
+
+
+def test_it_refuses_a_page_tree_that_loops_back_with_a_sentence(tmp_path: Path) -> None:
+    from tests.test_engine_hostile_pdf import LOOPING_PDFS
+
+    for name, content in LOOPING_PDFS.items():
+        src = tmp_path / "loop.pdf"
+        src.write_bytes(content)
+
+        with pytest.raises(ConversionFailed) as failure:
+            convert(src, tmp_path / "out", "png")
+
+        assert failure.value.code == "INVALID_FILE", name
+        assert failure.value.message.startswith("The PDF is damaged: its page tree")
+
+
+def test_it_converts_a_page_whose_parent_chain_loops(tmp_path: Path) -> None:
+    from tests.test_engine_hostile_pdf import PARENT_CYCLE
+
+    src = tmp_path / "cycle.pdf"
+    src.write_bytes(PARENT_CYCLE)
+
+    (output,) = convert(src, tmp_path / "out", "png", pixel_density=72)
+
+    # No MediaBox can be inherited through the cycle: pdfium falls back to US Letter.
+    assert Image.open(output).size == (612, 792)
+
+
+def test_the_page_tree_reader_sees_through_strings_comments_and_escaped_names() -> None:
+    from engine.converters import pdf_tree
+    from tests.test_engine_hostile_pdf import CATALOG, CONTENT, pdf
+
+    page = "<< /Type /Page /Parent 2 0 R /Title (a \\) tricky (nested) >> string) /Id <3E3E> /Contents 4 0 R >>"
+    pages = "<< /Type /Pages % [2 0 R]\n/K#69ds [3 0 R 5 0 R] /Count 2 >>"  # the comment hides a loop
+    content = pdf({1: CATALOG, 2: pages, 3: page, 4: CONTENT, 5: page})
+
+    assert pdf_tree.count_pages(content) == 2
+    with pytest.raises(pdf_tree.UnreadableTree):
+        pdf_tree.count_pages(b"%PDF-1.4\nnot a pdf at all\n")
+    deep = page.replace("/Contents", "/Deep " + "[" * 10_000 + "]" * 10_000 + " /Contents")
+    with pytest.raises(pdf_tree.UnreadableTree):  # not a RecursionError
+        pdf_tree.count_pages(pdf({1: CATALOG, 2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 3: deep, 4: CONTENT}))
+
+
+def test_it_still_looks_every_page_up_when_the_tree_cannot_be_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.converters import pdf_tree
+    from tests.test_engine_hostile_pdf import CATALOG, CONTENT, PAGE, pdf
+
+    def unreadable(data: object) -> int:
+        raise pdf_tree.UnreadableTree("syntax this reader does not know")
+
+    monkeypatch.setattr(pdf_tree, "count_pages", unreadable)
+    sound = tmp_path / "sound.pdf"
+    sound.write_bytes(pdf({1: CATALOG, 2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 3: PAGE, 4: CONTENT}))
+    overclaiming = tmp_path / "overclaiming.pdf"
+    overclaiming.write_bytes(pdf({1: CATALOG, 2: "<< /Type /Pages /Kids [3 0 R] /Count 3 >>", 3: PAGE, 4: CONTENT}))
+
+    assert [p.name for p in convert(sound, tmp_path / "sound", "png")] == ["doc.png"]
+    with pytest.raises(ConversionFailed) as failure:
+        convert(overclaiming, tmp_path / "overclaiming", "png")
+    assert failure.value.message.startswith("The PDF is damaged: page 2 cannot be found in its page tree")
+
+
+def test_it_says_how_many_pages_a_tree_really_leads_to(tmp_path: Path) -> None:
+    from tests.test_engine_hostile_pdf import CATALOG, CONTENT, PAGE, pdf
+
+    src = tmp_path / "overclaiming.pdf"
+    src.write_bytes(pdf({1: CATALOG, 2: "<< /Type /Pages /Kids [3 0 R] /Count 3 >>", 3: PAGE, 4: CONTENT}))
+
+    with pytest.raises(ConversionFailed) as failure:
+        convert(src, tmp_path / "out", "png")
+
+    assert failure.value.code == "INVALID_FILE"
+    assert failure.value.message.startswith("The PDF is damaged: its page tree leads to 1 page, not the 3 it announces.")

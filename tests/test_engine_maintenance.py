@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from engine import maintenance
-from engine.models import Chore, File, Job, Task
+from engine import maintenance, processes, workers
+from engine.models import Chore, File, Job, Task, Worker
+from engine.tasks import run_task
 from tests.conftest import wait_for
 from tests.test_engine_helpers import CONVERT_TO_JPG, Api, png_bytes, task_named, upload
 
@@ -152,3 +159,86 @@ def test_a_new_task_locks_its_inputs_where_the_database_can(live_engine: str) ->
 
     locked = any("FOR UPDATE" in query["sql"] for query in captured)
     assert locked == connection.features.has_select_for_update  # PostgreSQL locks; SQLite serialises writers
+
+
+# --- What dead workers left -------------------------------------------------------------------------
+
+
+def _worker(worker_id: str, *, seen_ago: float, hostname: str = "elsewhere", owner: str = "1:1") -> Worker:
+    now = timezone.now()
+    return Worker.objects.create(
+        worker_id=worker_id, hostname=hostname, pid=1, owner=owner, queues="default,engine",
+        started_at=now - timedelta(hours=1), last_seen_at=now - timedelta(seconds=seen_ago),
+    )
+
+
+def _running(*worker_ids: str) -> DBTaskResult:
+    """A django-tasks row as a worker leaves it while running (the task itself does nothing here)."""
+    result = run_task.enqueue(str(uuid.uuid4()))
+    DBTaskResult.objects.filter(pk=result.id).update(
+        status="RUNNING", started_at=timezone.now(), worker_ids=list(worker_ids)
+    )
+    return DBTaskResult.objects.get(pk=result.id)
+
+
+def test_workers_are_dead_when_silent_or_when_their_process_is_gone_here(settings) -> None:
+    settings.WORKER_DEAD_AFTER = 120
+    _worker("silent", seen_ago=600)
+    _worker("busy-elsewhere", seen_ago=5)
+    _worker("killed-here", seen_ago=1, hostname=socket.gethostname(), owner="999999999:1")
+    _worker("alive-here", seen_ago=1, hostname=socket.gethostname(), owner=processes.owner_token())
+
+    assert workers.dead_worker_ids() == {"silent", "killed-here"}
+    assert {w.worker_id for w in workers.live_workers()} == {"busy-elsewhere", "alive-here"}
+
+
+def test_the_chores_run_again_once_then_fail_what_a_dead_worker_was_running(worker) -> None:
+    _worker("dead", seen_ago=600)
+    _worker("alive", seen_ago=1)
+    first_run = _running("dead")
+    second_run = _running("dead-before", "dead")
+    of_a_live_worker = _running("alive")
+    of_an_unknown_worker = _running("db-worker-without-heartbeat")
+
+    assert maintenance.run_chores()["lost_results"] == 2
+
+    # Queued again, a live worker takes it; the second loss gives it up with a sentence.
+    wait_for(lambda: DBTaskResult.objects.get(pk=first_run.pk).status == "SUCCESSFUL")
+    assert DBTaskResult.objects.get(pk=first_run.pk).worker_ids == ["dead", "test-worker"]
+    given_up = DBTaskResult.objects.get(pk=second_run.pk)
+    assert (given_up.status, given_up.exception_class_path) == ("FAILED", "engine.workers.WorkerLost")
+    assert "Each of the 2 workers that ran this task stopped" in given_up.traceback
+    assert DBTaskResult.objects.get(pk=of_a_live_worker.pk).status == "RUNNING"
+    assert DBTaskResult.objects.get(pk=of_an_unknown_worker.pk).status == "RUNNING"
+
+
+def test_the_chores_kill_the_tools_and_delete_the_folders_a_killed_worker_left(tmp_path: Path) -> None:
+    # A worker process (unsandboxed, as ENGINE_SANDBOX=off runs tools) starts a tool in its folder, then is killed.
+    script = (
+        "import django; django.setup()\n"
+        "from engine import processes\n"
+        "from engine.converters.sandbox import Sandbox\n"
+        "from engine.converters.tools import popen\n"
+        "folder = processes.temp_folder('engine-test')\n"
+        "tool = popen(['sleep', '300'], sandbox=Sandbox.of(folder), cwd=folder)\n"
+        "print(tool.pid, folder, flush=True)\n"
+        "input()\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=django_settings.BASE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "ccweb.settings", "ENGINE_SANDBOX": "off"}, text=True,
+    )
+    tool_pid, folder = owner.stdout.readline().split()
+    tool_token = processes.owner_token(int(tool_pid))
+    owner.kill()
+    owner.wait()
+    assert processes.owner_alive(tool_token) and Path(folder).is_dir(), "left behind: an orphan and its folder"
+    mine = processes.temp_folder("engine-test")  # a live worker's folder stays
+
+    done = maintenance.run_chores()
+
+    assert done["orphans"] >= 1 and done["temp_folders"] >= 1
+    wait_for(lambda: not processes.owner_alive(tool_token), timeout=5)
+    assert not Path(folder).exists()
+    assert mine.is_dir()
+    mine.rmdir()

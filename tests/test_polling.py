@@ -1,10 +1,15 @@
 """The poller that finishes jobs when webhooks cannot arrive."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from conversions.models import ConversionJob
 from conversions.tasks import poll_delay, poll_job
+from tests.factories import job_payload
+from tests.stub_api import Reply, api, reply_json  # noqa: F401  (api is a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -31,3 +36,43 @@ def test_polling_stops_once_the_job_has_ended(alice):
 def test_polls_back_off_up_to_the_configured_maximum(settings):
     settings.CONVERSIONS_POLL_MAX_INTERVAL = 60
     assert [poll_delay(n) for n in range(7)] == [2, 4, 8, 16, 32, 60, 60]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_no_poll_asks_the_api_before_the_wait_it_asked_for(alice, settings, api, status):
+    """CloudConvert says "come back in 300 s": the poll already queued for 2 s later moves itself there."""
+    settings.CLOUDCONVERT_API_KEY = "a-cloudconvert-key"
+    settings.CLOUDCONVERT_API_URL = f"{api.url}/v2"
+    job = ConversionJob.objects.create(user=alice, output_format="jpg", remote_job_id="remote-3")
+    api.script(Reply(status, headers={"Retry-After": "300"}))
+    asked_at = timezone.now()
+    assert poll_job.call(job.id, 0) == "waiting"
+    [early] = DBTaskResult.objects.filter(task_path="conversions.tasks.poll_job")
+    assert early.run_after < asked_at + timedelta(seconds=300)
+
+    assert poll_job.call(job.id, 1) == "later"  # what the worker runs when the early poll is due
+    assert len(api.seen) == 1
+    [_, moved] = DBTaskResult.objects.filter(task_path="conversions.tasks.poll_job").order_by("enqueued_at")
+    assert moved.args_kwargs["args"] == [job.id, 1]
+    assert moved.run_after >= asked_at + timedelta(seconds=300)
+
+
+def test_polling_resumes_once_the_wait_is_over(alice, settings, api):
+    settings.CLOUDCONVERT_API_KEY = "a-cloudconvert-key"
+    settings.CLOUDCONVERT_API_URL = f"{api.url}/v2"
+    job = ConversionJob.objects.create(
+        user=alice, output_format="jpg", remote_job_id="remote-4", poll_after=timezone.now() - timedelta(seconds=1)
+    )
+    api.script(reply_json(200, {"data": job_payload("remote-4", "finished")}))
+    assert poll_job.call(job.id, 1) == "finished"
+    assert [seen.path for seen in api.seen] == ["/v2/jobs/remote-4"]
+
+
+def test_an_absurd_retry_after_does_not_break_the_poller(alice, settings, api):
+    settings.CLOUDCONVERT_API_KEY = "a-cloudconvert-key"
+    settings.CLOUDCONVERT_API_URL = f"{api.url}/v2"
+    job = ConversionJob.objects.create(user=alice, output_format="jpg", remote_job_id="remote-5")
+    api.script(Reply(429, headers={"Retry-After": "1" + "0" * 30}))
+    assert poll_job.call(job.id, 0) == "waiting"
+    job.refresh_from_db()
+    assert job.poll_after <= timezone.now() + timedelta(hours=24)

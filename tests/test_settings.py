@@ -52,3 +52,36 @@ def test_the_example_environment_documents_every_setting_read():
     example = (ROOT / ".env.example").read_text()
     assert names, "no setting found"
     assert sorted(n for n in names if n not in example) == []
+
+
+def production_policy(**env: str) -> dict[str, list[str]]:
+    """The Content-Security-Policy header of a production response, directive by directive."""
+    code = (
+        "from django.test import Client; "
+        "r = Client().get('/', secure=True, HTTP_HOST='ccweb.example.com'); "
+        "print(r.status_code, r.headers.get('Content-Security-Policy'))"
+    )
+    result = manage("shell", "-c", code, **{**PRODUCTION, **env})
+    assert result.returncode == 0, result.stderr
+    status, header = result.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert status == "302"  # to the login page: the header is on every response
+    return {name: values for name, *values in (part.split() for part in header.split(";"))}
+
+
+def test_production_sends_a_content_security_policy_without_unsafe_inline():
+    policy = production_policy(ENGINE_URL="https://engine.example.com/engine")
+    assert policy["default-src"] == policy["script-src"] == policy["style-src"] == policy["img-src"] == ["'self'"]
+    assert policy["object-src"] == policy["base-uri"] == policy["frame-ancestors"] == ["'none'"]
+    # The browser uploads straight to the engine, by XHR or by a plain form.
+    assert policy["connect-src"] == policy["form-action"] == ["'self'", "https://engine.example.com"]
+    assert not [values for values in policy.values() if "'unsafe-inline'" in values or "'unsafe-eval'" in values]
+
+
+def test_with_a_cloudconvert_key_the_policy_lets_files_go_to_its_storage():
+    policy = production_policy(CLOUDCONVERT_API_KEY="a-key", CLOUDCONVERT_WEBHOOK_SECRET="a-secret")
+    assert policy["connect-src"] == policy["form-action"] == [
+        "'self'",
+        "https://api.cloudconvert.com",
+        "https://storage.cloudconvert.com",
+        "https://*.storage.cloudconvert.com",
+    ]

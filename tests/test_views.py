@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from conversions.models import ConversionJob, OutputFile
+from conversions.models import ConversionJob, OutputFile, Preset
 
 
 @pytest.fixture
@@ -59,6 +59,28 @@ def test_the_convert_page_explains_when_the_api_cannot_be_reached(client, alice,
     client.force_login(alice)
     html = client.get(reverse("conversions:convert")).content.decode()
     assert "cannot be reached" in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("preset", ["not-a-uuid", "00000000-0000-4000-8000-000000000000", "bobs"])
+def test_a_preset_that_is_malformed_unknown_or_someone_elses_is_404(client, alice, bob, settings, preset):
+    settings.ENGINE_URL = "http://127.0.0.1:9/engine"
+    settings.CLOUDCONVERT_MAX_RETRIES = 0
+    if preset == "bobs":
+        preset = Preset.objects.create(user=bob, name="Bob's", output_format="jpg").uuid
+    client.force_login(alice)
+    assert client.get(reverse("conversions:convert"), {"preset": preset}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_pages_carry_the_policy_in_development_naming_the_engine_configured_now(client, alice, settings):
+    settings.ENGINE_URL = "http://127.0.0.1:9/engine"
+    settings.CLOUDCONVERT_MAX_RETRIES = 0
+    client.force_login(alice)
+    policy = client.get(reverse("conversions:dashboard"))["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "style-src 'self';" in policy
+    assert "connect-src 'self' http://127.0.0.1:9;" in policy
+    assert "unsafe-inline" not in policy
 
 
 def test_the_demo_user_command_is_refused_in_production(settings):

@@ -1,11 +1,16 @@
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
+from django.db import OperationalError
+from django.test import Client
 from django.urls import reverse
 
+from conversions import services
 from conversions.cloudconvert.webhooks import sign
-from conversions.models import ConversionJob, OutputFile
+from conversions.models import ConversionJob, OutputFile, WebhookDelivery
 from tests.factories import job_payload
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -120,3 +125,175 @@ def test_it_applies_a_recorded_cloudconvert_delivery(client, settings, alice):
     job.refresh_from_db()
     assert job.status == "finished"
     assert job.files.exists()
+
+
+# --- Reliability: one transaction, big bodies, malformed bodies (issue 7) -------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_applying_lets_the_senders_retry_apply_it(settings, job, monkeypatch):
+    """The delivery is recorded with the update it carries: if applying fails, the retry is no "duplicate"."""
+    body, signature = delivery(settings, "job.finished", job_payload(job.remote_job_id, "finished"))
+    record_outputs = services._record_outputs
+    calls = []
+
+    def fails_the_first_time(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return record_outputs(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_record_outputs", fails_the_first_time)
+    client = Client(raise_request_exception=False)
+    assert post(client, body, signature).status_code == 500  # the sender will retry
+    job.refresh_from_db()
+    assert job.status == "waiting"
+    assert not WebhookDelivery.objects.exists()
+
+    retry = post(client, body, signature)
+    assert retry.json() == {"result": "applied"}
+    job.refresh_from_db()
+    assert job.status == "finished"
+    assert [f.filename for f in job.files.all()] == ["photo.jpg"]
+    assert post(client, body, signature).json() == {"result": "duplicate"}
+
+
+def many_files(count: int) -> list[dict]:
+    """The export result of a job converting a long PDF page by page, URLs signed as CloudConvert's are."""
+    task = "0f6f4f5e-3c1a-4b8e-9a51-6c1d2e3f4a5b"
+    query = "AWSAccessKeyId=cloudconvert-production&Expires=1766570400&Signature=" + "x" * 28
+    return [
+        {
+            "filename": f"page-{n:05}.png",
+            "size": 48_000 + n,
+            "url": f"https://storage.cloudconvert.com/tasks/{task}/page-{n:05}.png?{query}",
+        }
+        for n in range(1, count + 1)
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signed_body_of_3_mb_is_accepted_over_http(live_engine, live_server, settings, job):
+    payload = job_payload(job.remote_job_id, "finished", files=many_files(16_000))
+    body, signature = delivery(settings, "job.finished", payload)
+    assert len(body) > 3 * 1024 * 1024
+    response = requests.post(
+        live_server.url + URL,
+        data=body,
+        headers={"Content-Type": "application/json", "CloudConvert-Signature": signature},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"result": "applied"}
+    job.refresh_from_db()
+    assert job.status == "finished"
+    assert job.files.count() == 16_000
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_body_over_the_limit_is_refused_in_words(live_engine, live_server, settings, job, signed):
+    settings.CONVERSIONS_WEBHOOK_MAX_BODY = 1024 * 1024
+    payload = job_payload(job.remote_job_id, "finished", files=many_files(6000))
+    body, signature = delivery(settings, "job.finished", payload)
+    assert len(body) > 1024 * 1024
+    headers = {"Content-Type": "application/json", "CloudConvert-Signature": signature if signed else "0" * 64}
+    response = requests.post(live_server.url + URL, data=body, headers=headers, timeout=60)
+    assert response.status_code == 413
+    assert response.json() == {"error": "The body is larger than the 1.0\xa0MB this webhook accepts."}
+    job.refresh_from_db()
+    assert job.status == "waiting"
+
+
+def _with(path: str, value: object) -> Callable[[dict], dict]:
+    """A change to a valid delivery: set the value at a dotted path (numbers index lists)."""
+
+    def change(data: dict) -> dict:
+        *parents, last = path.split(".")
+        target = data
+        for key in parents:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+        return data
+
+    return change
+
+
+def _without(key: str) -> Callable[[dict], dict]:
+    def change(data: dict) -> dict:
+        del data[key]
+        return data
+
+    return change
+
+
+MALFORMED = {
+    "not JSON": b"event=job.finished",
+    "not UTF-8": b'{"event": "job.finished", "job": "\xff\xfe"}',
+    "NaN": b'{"event": "job.finished", "job": {"id": "6b4ea3ea-0000-4000-8000-000000000001", "status": NaN}}',
+    "nested too deep to parse": (
+        b'{"event": "job.finished", "job": {"id": "x", "tasks": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    ),
+    "nested too deep to store": (
+        b'{"event": "job.finished", "job": {"id": "6b4ea3ea-0000-4000-8000-000000000001", "metadata": '
+        + b"[" * 500 + b"]" * 500 + b"}}"
+    ),
+    "a list": b"[]",
+    "a string": b'"job.finished"',
+    "null": b"null",
+}
+MALFORMED_CHANGES = {
+    "job missing": _without("job"),
+    "event missing": _without("event"),
+    "event not a string": _with("event", 5),
+    "job not an object": _with("job", ["x"]),
+    "job.id missing": lambda data: {**data, "job": {k: v for k, v in data["job"].items() if k != "id"}},
+    "job.id not a string": _with("job.id", 6),
+    "job.status not a string": _with("job.status", {"finished": True}),
+    "tasks not a list": _with("job.tasks", "import,convert"),
+    "task not an object": _with("job.tasks.0", "upload"),
+    "task operation not a string": _with("job.tasks.2.operation", ["export/url"]),
+    "task percent not a number": _with("job.tasks.1.percent", "forty"),
+    "task result not an object": _with("job.tasks.2.result", "files"),
+    "files not a list": _with("job.tasks.2.result.files", {"photo.jpg": 999}),
+    "file not an object": _with("job.tasks.2.result.files.0", "photo.jpg"),
+    "filename not a string": _with("job.tasks.2.result.files.0.filename", 7),
+    "url not a string": _with("job.tasks.2.result.files.0.url", {"href": "x"}),
+    "size not a number": _with("job.tasks.2.result.files.0.size", "999"),
+    "size negative": _with("job.tasks.2.result.files.0.size", -1),
+    "size too big for the database": _with("job.tasks.2.result.files.0.size", 2**64),
+    "upload form not an object": _with("job.tasks.0.result", {"form": "https://storage.cloudconvert.com/tasks"}),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", [*MALFORMED, *MALFORMED_CHANGES])
+def test_a_signed_malformed_body_is_400_and_changes_nothing(client, settings, job, name):
+    if name in MALFORMED:
+        body = MALFORMED[name]
+    else:
+        data = {"event": "job.finished", "job": job_payload(job.remote_job_id, "finished")}
+        body = json.dumps(MALFORMED_CHANGES[name](data)).encode()
+    response = post(client, body, sign(settings.ENGINE_WEBHOOK_SECRET, body))
+    assert response.status_code == 400, response.content
+    assert response.json()["error"].startswith("malformed body")
+    job.refresh_from_db()
+    assert job.status == "waiting"
+    assert not OutputFile.objects.exists()
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_nul_characters_and_lone_surrogates_are_taken_out_of_the_text(client, settings, job):
+    """PostgreSQL stores neither; they are dropped, not turned into a 500 that the sender retries forever."""
+    payload = job_payload(job.remote_job_id, "finished")
+    payload["tasks"][0]["result"]["files"][0]["filename"] = "pho\u0000to\ud800.png"
+    payload["tasks"][1]["message"] = "done\u0000"
+    body = json.dumps({"event": "job.finished\u0000", "job": payload}).encode()
+    response = post(client, body, sign(settings.ENGINE_WEBHOOK_SECRET, body))
+    assert response.json() == {"result": "applied"}
+    job.refresh_from_db()
+    assert (job.status, job.input_filename) == ("finished", "photo?.png")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
@@ -95,6 +95,21 @@ def api_config() -> ApiConfig:
         webhook_secret=settings.CLOUDCONVERT_WEBHOOK_SECRET,
         is_engine=False,
     )
+
+
+# Where CloudConvert's import/upload forms post, live and sandbox, global and regional (PROTOCOL.md §1.1).
+CLOUDCONVERT_UPLOAD_ORIGINS = ("https://storage.cloudconvert.com", "https://*.storage.cloudconvert.com")
+
+
+def upload_origins(config: ApiConfig | None = None) -> list[str]:
+    """The origins a browser sends files to, straight from the page (XHR or a plain form): the
+    API's own origin (the engine serves its upload URLs there), and CloudConvert's storage hosts."""
+    config = config if config is not None else api_config()
+    parts = urlsplit(config.api_url)
+    origins = [f"{parts.scheme}://{parts.netloc}"]
+    if not config.is_engine:
+        origins.extend(CLOUDCONVERT_UPLOAD_ORIGINS)
+    return origins
 
 
 class Client:
@@ -417,10 +432,12 @@ def _error(response: requests.Response, method: str, url: str, *, signed_url: bo
         "status": status,
         "errors": _field_errors(body.get("errors")),
         "api_message": api_message,
+        # A 429 or 503 whose Retry-After we did not sleep through: the caller reschedules its work.
+        "retry_after": _retry_after(response),
     }
     said = f" It said: {api_message.strip()}" if api_message else ""
     if status == 429:
-        return RateLimited(retry_after=_retry_after(response), **details)
+        return RateLimited(**details)
     if status >= 500:
         return Unavailable(
             f"The conversion service is unavailable (HTTP {status}); try again in a few minutes.", **details

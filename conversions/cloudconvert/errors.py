@@ -5,15 +5,14 @@ read `retryable` to decide between "try again later" and "tell a human". `messag
 a user or an admin can read; the raw response is in the log, never in the message.
 """
 
-from typing import Any
-
 
 class ApiError(Exception):
     """A call to the conversion API failed.
 
     `code` is the API's machine code (e.g. "INVALID_DATA") when it sent one, `status` the HTTP
-    status (None when no response arrived), `errors` the per-field validation messages and
-    `api_message` the API's own text, kept apart from our sentence."""
+    status (None when no response arrived), `errors` the per-field validation messages,
+    `api_message` the API's own text, kept apart from our sentence, and `retry_after` the wait in
+    seconds the API asked for (Retry-After) when it was longer than the client would sleep."""
 
     default_message = "The conversion service answered with an unexpected error."
     default_retryable = False
@@ -27,8 +26,10 @@ class ApiError(Exception):
         errors: dict[str, list[str]] | None = None,
         api_message: str | None = None,
         retryable: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.message = message or self.default_message
+        self.retry_after = retry_after
         self.code = code
         self.status = status
         self.errors = errors or {}
@@ -62,18 +63,15 @@ class NotFound(ApiError):
 
 
 class RateLimited(ApiError):
-    """429 that outlasted our retries; `retry_after` is the wait the API asked for, in seconds."""
+    """429 that outlasted our retries (or asked for a longer wait than the client sleeps)."""
 
     default_message = "The conversion service is receiving too many requests; try again in a moment."
     default_retryable = True
 
-    def __init__(self, message: str | None = None, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kwargs)
-
 
 class Unavailable(ApiError):
-    """5xx, refused or dropped connections and timeouts that outlasted our retries."""
+    """5xx, refused or dropped connections and timeouts that outlasted our retries; a 503 may
+    carry `retry_after` too."""
 
     default_message = "The conversion service cannot be reached right now; try again in a few minutes."
     default_retryable = True

@@ -3,8 +3,11 @@
 The document is given to Chromium as the answer to its own request for a made-up https address,
 so the page's origin cannot read file:// URLs; every other request (images, stylesheets, frames,
 a meta refresh) is refused and scripts are off. An uploaded page can neither read the server's
-files nor reach its network. One Chromium per document (about half a second to start), in a process
-group of its own that is killed, helpers and all, when the document is done or the time is up.
+files nor reach its network. Behind that, Chromium runs in the engine's sandbox: it sees only its
+own profile folder and has no network at all (no WebRTC, no DNS), so a request that slipped past
+the interception would have nowhere to go. One Chromium per document (about half a second to
+start), in a process group of its own that is killed, helpers and all, when the document is done,
+its task is cancelled or the time is up.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import os
 import select
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from engine.converters import ConversionFailed
-from engine.converters.tools import kill_group, setting, timeout_failure, version_line
+from engine.converters.sandbox import Sandbox
+from engine.converters.tools import kill_group, popen, setting, timeout_failure, version_line
+from engine.processes import temp_folder, untrack
 
 DOCUMENT_URL = "https://document.invalid/"
 # Paper sizes in inches, as Page.printToPDF takes them.
@@ -66,20 +70,23 @@ class DevTools:
             chromium_binary() or "chromium", "--headless", "--remote-debugging-pipe", f"--user-data-dir={profile}",
             "--no-first-run", "--no-default-browser-check", "--disable-gpu", "--disable-extensions",
             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--mute-audio",
-            # A second fence: should a request ever slip past the interception, it meets a dead proxy.
+            # Further fences: should a request ever slip past the interception, it meets a dead proxy
+            # (and, in the sandbox, a machine without network); WebRTC may not go around the proxy.
             "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+            "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+            "--webrtc-ip-handling-policy=disable_non_proxied_udp",
         ]
         if os.geteuid() == 0:
             args.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox
         try:
-            self.process = subprocess.Popen(
+            self.process = popen(
                 ["bash", "-c", f'exec "$@" 3<&{child_in} 4>&{child_out} {child_in}<&- {child_out}>&-', "chromium",
                  *args],
+                sandbox=Sandbox.of(profile, shared_memory=True),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 pass_fds=(child_in, child_out),
-                start_new_session=True,
             )
         finally:
             os.close(child_in)
@@ -92,6 +99,7 @@ class DevTools:
 
     def close(self) -> None:
         kill_group(self.process)
+        untrack(self.process)
         os.close(self._to_browser)
         os.close(self._from_browser)
 
@@ -157,8 +165,9 @@ def print_to_pdf(html: bytes, dest: Path, *, timeout: float, paper: str = "a4") 
     """dest: html laid out on paper of that size, backgrounds printed, CSS @page sizes honoured."""
     width, height = PAPER_SIZES[paper]
     deadline = time.monotonic() + timeout
-    with tempfile.TemporaryDirectory(prefix="ccweb-chromium-") as profile:
-        browser = DevTools(profile, deadline, timeout)
+    profile = temp_folder("chromium")
+    try:
+        browser = DevTools(str(profile), deadline, timeout)
         try:
             target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
             session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -177,5 +186,7 @@ def print_to_pdf(html: bytes, dest: Path, *, timeout: float, paper: str = "a4") 
             }, session)
         finally:
             browser.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
     dest.write_bytes(base64.b64decode(printed["data"]))
     return dest

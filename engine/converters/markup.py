@@ -1,11 +1,17 @@
 """Markdown and HTML with pandoc: md → html, docx, epub, pdf (laid out by Chromium) and html → epub.
 
 Markdown is read as GitHub-flavoured Markdown, the dialect people write READMEs in. pandoc embeds
-the images a document points to into docx and epub files, from any path or URL it is given; an
-uploaded document could so copy the server's files into its output. So a Lua filter keeps only
-images carried in the document itself (data: URIs) and drops raw HTML, whose <img> pandoc would
-fetch too; other images become their description. html → pdf and html → docx stay with LibreOffice
+the files a document names into docx and epub outputs — images, and through its metadata a cover
+image (`cover-image:` in front matter, `<meta name="cover-image">` in HTML), stylesheets (`css:`),
+fonts — from any path or URL; an uploaded document could so copy the server's files into its
+output. Three fences, each enough on its own: a Lua filter drops every such metadata key, keeps
+only images carried in the document itself (data: URIs) and drops raw HTML; pandoc runs with
+`--sandbox` (it reads nothing but the files on its command line); and it runs inside the engine's
+sandbox (the task's folder, no network). html → pdf and html → docx stay with LibreOffice
 (engine/converters/office.py).
+
+The pandoc is the one pypandoc-binary ships (3.x): Debian bookworm's 2.17 cannot write docx or epub
+with --sandbox, as it then cannot read its own templates.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 from engine.converters import Conversion, ConversionFailed, Option, normalize_format, require_content
 from engine.converters.chromium import PAPER_SIZES, print_to_pdf
 from engine.converters.chromium import installed as chromium_installed
+from engine.converters.sandbox import Sandbox
 from engine.converters.tools import run_tool, tool_timeout, version_line
+from engine.processes import temp_folder
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +34,19 @@ LABELS: dict[str, str] = {"md": "Markdown", "html": "HTML"}
 READERS: dict[str, str] = {"md": "gfm", "html": "html"}
 WRITERS: dict[str, str] = {"html": "html5", "docx": "docx", "epub": "epub3"}
 
-OFFLINE_FILTER = """
+# Metadata through which pandoc reads files or URLs into its output (cover, stylesheets, fonts,
+# bibliographies, templates, highlighting definitions).
+FILE_METADATA = (
+    "cover-image", "epub-cover-image", "css", "stylesheet", "epub-embed-font", "epub-fonts", "epub-metadata",
+    "bibliography", "csl", "citation-abbreviations", "abbreviations", "reference-doc", "template",
+    "include-before-body", "include-after-body", "include-in-header", "highlight-style", "syntax-definition",
+    "syntax-definitions", "logo",
+)
+OFFLINE_FILTER = "local FILE_METADATA = {" + ", ".join(f'"{key}"' for key in FILE_METADATA) + "}" + """
+function Meta(meta)
+  for _, key in ipairs(FILE_METADATA) do meta[key] = nil end
+  return meta
+end
 function Image(img)
   if img.src:sub(1, 5) ~= "data:" then return img.caption end
 end
@@ -41,9 +60,19 @@ PAGE_SIZE = Option(
 )
 
 
+def pandoc_binary() -> str | None:
+    """pypandoc-binary's pandoc; a pandoc on PATH only when that package is missing."""
+    try:
+        import pypandoc
+    except ImportError:
+        return shutil.which("pandoc")
+    bundled = Path(pypandoc.__file__).with_name("files") / "pandoc"
+    return str(bundled) if bundled.is_file() else shutil.which("pandoc")
+
+
 @functools.cache
 def installed() -> bool:
-    return bool(shutil.which("pandoc"))
+    return bool(pandoc_binary())
 
 
 def pdf_installed() -> bool:
@@ -52,7 +81,7 @@ def pdf_installed() -> bool:
 
 @functools.cache
 def pandoc_version() -> str:
-    words = version_line(shutil.which("pandoc") or "pandoc").split()  # "pandoc 2.17.1.1"
+    words = version_line(pandoc_binary() or "pandoc").split()  # "pandoc 3.9"
     return words[1] if len(words) > 1 else ""
 
 
@@ -72,12 +101,14 @@ def check_text(src: Path, input_format: str) -> None:
 
 
 def pandoc(src: Path, dest: Path, *, input_format: str, output_format: str, title: str) -> Path:
-    """src turned by pandoc into dest, with nothing fetched from outside the document."""
-    with tempfile.TemporaryDirectory(prefix="ccweb-pandoc-") as tmp:
-        offline = Path(tmp) / "offline.lua"
+    """src turned by pandoc into dest, with nothing read from outside the document."""
+    tmp = temp_folder("pandoc")
+    binary = pandoc_binary() or "pandoc"
+    try:
+        offline = tmp / "offline.lua"
         offline.write_text(OFFLINE_FILTER, encoding="utf-8")
-        args = ["pandoc", "--from", READERS[input_format], "--to", WRITERS[output_format], "--standalone",
-                "--output", str(dest.resolve())]
+        args = [binary, "--sandbox", "--from", READERS[input_format], "--to", WRITERS[output_format],
+                "--standalone", "--output", str(dest.resolve())]
         if output_format == "html":
             args += ["--metadata", f"pagetitle={title}"]
         else:
@@ -85,7 +116,14 @@ def pandoc(src: Path, dest: Path, *, input_format: str, output_format: str, titl
         if output_format == "epub" and input_format == "md":
             args += ["--metadata", f"title={title}"]  # an EPUB must have a title; Markdown has none to give
         # Run in an empty folder: relative image paths then point at nothing of ours.
-        result = run_tool([*args, str(src.resolve())], timeout=tool_timeout(), cwd=tmp)
+        result = run_tool(
+            [*args, str(src.resolve())],
+            timeout=tool_timeout(),
+            cwd=tmp,
+            sandbox=Sandbox.of(tmp, src.parent, dest.parent, readable=[binary]),
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if result.returncode != 0 or not dest.exists() or dest.stat().st_size == 0:
         logger.info("pandoc failed on %s → %s: %s", input_format, output_format, result.stderr[-2000:])
         raise ConversionFailed(

@@ -1,8 +1,11 @@
 """Video and audio with ffmpeg: video → video, video → audio, audio → audio, and video → gif.
 
 ffprobe reads the input first: it tells a damaged or mislabelled file apart before ffmpeg starts,
-and its duration turns ffmpeg's `-progress` reports into a percent. ffmpeg runs in a process group
-of its own and is killed, with anything it started, after ENGINE_MEDIA_TIMEOUT seconds.
+and its duration turns ffmpeg's `-progress` reports into a percent. Both run in the engine's
+sandbox (the task's folder, no network) and read their input through the `file` protocol only: a
+video can carry a playlist (HLS, concat) naming other files or URLs, which ffmpeg would follow.
+ffmpeg runs in a process group of its own and is killed, with anything it started, after
+ENGINE_MEDIA_TIMEOUT seconds or when its task is cancelled.
 """
 
 from __future__ import annotations
@@ -20,12 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.converters import Conversion, ConversionFailed, Option, normalize_format, require_content
-from engine.converters.tools import kill_group, run_tool, setting, timeout_failure, version_line
+from engine.converters.sandbox import Sandbox
+from engine.converters.tools import kill_group, popen, run_tool, setting, timeout_failure, version_line
+from engine.processes import untrack
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MEDIA_TIMEOUT = 3600.0
 PROBE_TIMEOUT = 60.0
+# Inputs are local files; no playlist inside one may open anything else (another file is still
+# a file, which the sandbox keeps to the task's folder, but never a URL or a device).
+INPUT_PROTOCOLS = ["-protocol_whitelist", "file"]
 
 VIDEO: dict[str, str] = {"mp4": "MP4", "webm": "WebM", "mkv": "MKV", "mov": "MOV"}
 AUDIO: dict[str, str] = {"mp3": "MP3", "wav": "WAV", "ogg": "OGG", "flac": "FLAC", "m4a": "M4A"}
@@ -174,9 +182,10 @@ def probe(src: Path, input_format: str) -> Probe:
     label = LABELS[input_format]
     require_content(src, label)
     result = run_tool(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_entries",
+        ["ffprobe", "-v", "error", *INPUT_PROTOCOLS, "-of", "json", "-show_entries",
          "format=format_name,duration:stream=codec_type:stream_disposition=attached_pic", str(src)],
         timeout=PROBE_TIMEOUT,
+        sandbox=Sandbox.of(src.parent),
     )
     try:
         data = json.loads(result.stdout or b"{}")
@@ -252,14 +261,14 @@ def _output_args(target: str, options: dict, media: Probe) -> list[str]:
     return args
 
 
-def _run_ffmpeg(args: list[str], *, seconds: float | None, progress: Callable[[int], None] | None) -> tuple[int, str]:
+def _run_ffmpeg(
+    args: list[str], *, sandbox: Sandbox, seconds: float | None, progress: Callable[[int], None] | None
+) -> tuple[int, str]:
     """Exit status and the end of ffmpeg's error output; percent reported as out_time advances."""
     timeout = media_timeout()
     timed_out = threading.Event()
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty ffmpeg cannot block on it
-        process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, start_new_session=True
-        )
+        process = popen(args, sandbox=sandbox, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
 
         def expire() -> None:
             timed_out.set()
@@ -285,6 +294,7 @@ def _run_ffmpeg(args: list[str], *, seconds: float | None, progress: Callable[[i
         finally:
             timer.cancel()
             kill_group(process)
+            untrack(process)
             process.stdout.close()
         if timed_out.is_set():
             raise timeout_failure(timeout)
@@ -324,14 +334,19 @@ def convert_media(
     args = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y"]
     if start:
         args += ["-ss", f"{start:g}"]  # before -i: seeks instead of decoding everything up to there
-    args += ["-i", str(src), *_output_args(target, options, media)]
+    args += [*INPUT_PROTOCOLS, "-i", str(src), *_output_args(target, options, media)]
     if end is not None and options.get("trim_end"):
         args += ["-t", f"{end - start:g}"]
     if target in ("mp4", "mov", "m4a"):
         args += ["-movflags", "+faststart"]  # playable while it downloads
     args += ["-sn", "-dn", "-progress", "pipe:1", "-nostats", str(dest)]
 
-    status, detail = _run_ffmpeg(args, seconds=(end - start) if end is not None else None, progress=progress)
+    status, detail = _run_ffmpeg(
+        args,
+        sandbox=Sandbox.of(src.parent, workdir),
+        seconds=(end - start) if end is not None else None,
+        progress=progress,
+    )
     if status != 0 or not dest.exists() or dest.stat().st_size == 0:
         logger.info("ffmpeg failed on %s → %s: %s", input_format, target, detail)
         if "copy" in (options.get("video_codec"), options.get("audio_codec")):

@@ -16,8 +16,9 @@ from pathlib import Path
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from engine.converters import ConversionFailed, normalize_format, require_content
-from engine.converters.media import PROBE_TIMEOUT
+from engine.converters.media import INPUT_PROTOCOLS, PROBE_TIMEOUT
 from engine.converters.pdf import open_pdf
+from engine.converters.sandbox import Sandbox
 from engine.converters.tools import run_tool
 
 # Metadata of PDFs as pdfium names it → ExifTool's names.
@@ -89,7 +90,9 @@ def _image(path: Path) -> dict[str, object] | None:
 
 def _media(path: Path) -> dict[str, object] | None:
     result = run_tool(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", str(path)], timeout=PROBE_TIMEOUT
+        ["ffprobe", "-v", "error", *INPUT_PROTOCOLS, "-of", "json", "-show_format", "-show_streams", str(path)],
+        timeout=PROBE_TIMEOUT,
+        sandbox=Sandbox.of(path.parent),
     )
     try:
         data = json.loads(result.stdout or b"{}")

@@ -5,7 +5,15 @@ So each worker process keeps a small pool of bridges (engine/converters/office_b
 the Python that has LibreOffice's `uno` module), each owning one headless soffice with its own
 profile. A bridge converts one document at a time, is replaced after ENGINE_OFFICE_MAX_DOCUMENTS
 documents (LibreOffice's memory grows) and killed, with its soffice, when a document takes longer
-than ENGINE_OFFICE_TIMEOUT seconds. Bridges die with the worker that started them.
+than ENGINE_OFFICE_TIMEOUT seconds or its task is cancelled. Bridges die with the worker that started them.
+
+Documents link to other content: HTML images and stylesheets, DOCX pictures with an external
+target, ODT linked images and sections, spreadsheet links; LibreOffice loads them, from http:// and
+file:// alike. So each bridge and its soffice live in the engine's sandbox
+(engine/converters/sandbox.py), which holds their own folder and nothing else of the machine's
+files, and no network: a document is hard-linked (or copied) into the bridge's `io` folder, the
+result taken out of it. Inside, LibreOffice is also told to fetch no linked content
+(BlockUntrustedRefererLinks), and documents load without updating links or running macros.
 """
 
 from __future__ import annotations
@@ -17,9 +25,7 @@ import os
 import queue
 import select
 import shutil
-import signal
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -29,11 +35,22 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from engine import processes
 from engine.converters import Conversion, ConversionFailed, normalize_format, require_content
+from engine.converters.sandbox import Sandbox
+from engine.converters.tools import host_pid, kill_group, popen
 
 BRIDGE = Path(__file__).with_name("office_bridge.py")
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+# Written into each new profile: linked pictures are not fetched, whatever their address.
+PROFILE_SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="BlockUntrustedRefererLinks"
+ oor:op="fuse"><value>true</value></prop></item>
+</oor:items>
+"""
 
 TEXT = "com.sun.star.text.TextDocument"
 SPREADSHEET = "com.sun.star.sheet.SpreadsheetDocument"
@@ -124,25 +141,6 @@ class OfficeTimeout(Exception):
     pass
 
 
-def _group_running(group: int) -> bool:
-    """Whether a process of this group still runs; zombies do not count (init reaps them late, or never)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            state, _parent, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, IndexError, ValueError):
-            continue
-        if pgrp == str(group) and state != "Z":
-            return True
-    return False
-
-
 class OfficeProcess:
     """One bridge and its soffice; not thread-safe (the pool hands it to one caller at a time)."""
 
@@ -151,8 +149,17 @@ class OfficeProcess:
         self.process: subprocess.Popen | None = None
         self.soffice_pid: int | None = None
         self.documents = 0
-        self.profile: Path | None = None
+        # Its sandbox's one folder: the LibreOffice profile, and `io` for the document at hand.
+        self.folder: Path | None = None
         self._buffer = b""
+
+    @property
+    def profile(self) -> Path | None:
+        return self.folder / "profile" if self.folder else None
+
+    @property
+    def io(self) -> Path | None:
+        return self.folder / "io" if self.folder else None
 
     @property
     def pid(self) -> int | None:
@@ -171,16 +178,22 @@ class OfficeProcess:
         return json.loads(line)
 
     def start(self) -> None:
-        if self.profile is None:
-            self.profile = Path(tempfile.mkdtemp(prefix="ccweb-office-"))
+        if self.folder is None:
+            self.folder = processes.temp_folder("office")
+            (self.profile / "user").mkdir(parents=True)
+            (self.profile / "user" / "registrymodifications.xcu").write_text(PROFILE_SETTINGS, encoding="utf-8")
+            self.io.mkdir()
         self._buffer = b""
         self.documents = 0
-        self.process = subprocess.Popen(
+        self.process = popen(
             [_office_python(), str(BRIDGE), "--soffice", _soffice() or "soffice", "--profile", str(self.profile)],
+            # The bridge serves many tasks and outlives the thread that started it; it ends when the
+            # worker does, as its stdin then closes.
+            sandbox=Sandbox.of(self.folder, readable=[BRIDGE], die_with_parent=False),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            start_new_session=True,  # its own process group, so one kill reaches soffice too
         )
+        processes.untrack(self.process)  # the pool's, not the task's: lent to a task only while converting
         try:
             ready = self._readline(time.monotonic() + STARTUP_TIMEOUT)
         except (OfficeTimeout, EOFError, ValueError):
@@ -188,31 +201,22 @@ class OfficeProcess:
         if not ready.get("ready"):
             self.kill()
             raise ConversionFailed("CONVERSION_FAILED", "LibreOffice could not be started; try again later.")
-        self.soffice_pid = ready["pid"]
+        self.soffice_pid = host_pid(self.process.pid, ready["pid"])
 
     def _reap(self, *, wait_for_group: bool = False) -> None:
         if self.process:
-            group = self.process.pid
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait()
+            # soffice.bin outlives the bridge by a moment. A new soffice on the same profile
+            # meanwhile would hand its work to the dying one (LibreOffice is single-instance).
+            kill_group(self.process, wait_for_group=wait_for_group)
             self.process.stdin.close()
             self.process.stdout.close()
-            if wait_for_group:
-                # soffice.bin outlives the bridge by a moment. A new soffice on the same profile
-                # meanwhile would hand its work to the dying one (LibreOffice is single-instance).
-                deadline = time.monotonic() + STOP_TIMEOUT
-                while _group_running(group) and time.monotonic() < deadline:
-                    time.sleep(0.02)
         self.process = None
         self.soffice_pid = None
 
     def _drop_profile(self) -> None:
-        if self.profile:
-            shutil.rmtree(self.profile, ignore_errors=True)
-            self.profile = None
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
     def kill(self) -> None:
         """Stop the bridge and soffice at once, and drop the profile a hung office may have left locked."""
@@ -233,9 +237,6 @@ class OfficeProcess:
             self._drop_profile()
 
     def _exchange(self, request: dict, timeout: float) -> dict:
-        if self.process is None or self.process.poll() is not None:
-            self.kill()
-            self.start()
         try:
             self.process.stdin.write(json.dumps(request).encode() + b"\n")
             self.process.stdin.flush()
@@ -247,12 +248,37 @@ class OfficeProcess:
             self.kill()
             return {"ok": False, "error": "crash"}
 
+    def _attempt(self, request: dict, timeout: float) -> dict:
+        """One try at request["src"] → request["dest"], through the io folder of a running bridge."""
+        if self.process is not None and self.process.poll() is not None:
+            self.kill()  # it died: its profile may be left locked
+        if self.process is None:
+            self.start()
+        src, dest, io, process = Path(request["src"]), Path(request["dest"]), self.io, self.process
+        inside = io / f"input.{request.get('extension') or src.suffix.lstrip('.')}"
+        output = io / f"output{dest.suffix}"
+        try:
+            os.link(src.resolve(), inside)
+        except OSError:  # another file system
+            shutil.copyfile(src, inside)
+        processes.track(process)  # lent to the task: cancelling it now kills this bridge
+        try:
+            answer = self._exchange({**request, "src": str(inside), "dest": str(output)}, timeout)
+            if answer.get("ok") and output.exists():
+                shutil.move(output, dest)
+            return answer
+        finally:
+            processes.untrack(process)
+            if io.exists():
+                for leftover in io.iterdir():
+                    leftover.unlink(missing_ok=True)
+
     def convert(self, request: dict, timeout: float) -> dict:
-        answer = self._exchange(request, timeout)
+        answer = self._attempt(request, timeout)
         if answer.get("error") == "dead":
             # soffice had died while idle; this document never reached it, so it deserves a fresh one.
             self.kill()
-            answer = self._exchange(request, timeout)
+            answer = self._attempt(request, timeout)
         self.documents += 1
         if answer.get("error") == "crash":
             self.kill()
@@ -316,27 +342,25 @@ def office_convert(
     label = source.label if source else input_format.upper()
     target = FORMATS.get(output_format)
     service = source.service if source else TEXT
-    with tempfile.TemporaryDirectory(prefix="ccweb-office-in-") as tmp:
-        # LibreOffice's type detection trusts the extension first; give it the declared one.
-        named = Path(tmp) / f"input.{input_format}"
-        named.symlink_to(src.resolve())
-        request = {
-            "src": str(named),
-            "dest": str(dest.resolve()),
-            "filter": target.export_filter if target else PDF_EXPORT[service],
-            "filter_options": target.export_options if target else "",
-            "input_filter": import_filter or (source.import_filter if source else None),
-            "input_options": source.import_options if source else "",
-            "service": service,
-            "forbid_filters": [] if (import_filter or (source and source.import_filter)) else list(TEXT_FILTERS),
-        }
-        try:
-            answer = get_pool().convert(request)
-        except OfficeTimeout:
-            seconds = get_pool().timeout
-            raise ConversionFailed(
-                "TIMEOUT", f"The conversion took longer than {seconds:g} seconds and was stopped."
-            ) from None
+    request = {
+        "src": str(src),
+        "dest": str(dest.resolve()),
+        # LibreOffice's type detection trusts the extension first; the file gets the declared one.
+        "extension": input_format,
+        "filter": target.export_filter if target else PDF_EXPORT[service],
+        "filter_options": target.export_options if target else "",
+        "input_filter": import_filter or (source.import_filter if source else None),
+        "input_options": source.import_options if source else "",
+        "service": service,
+        "forbid_filters": [] if (import_filter or (source and source.import_filter)) else list(TEXT_FILTERS),
+    }
+    try:
+        answer = get_pool().convert(request)
+    except OfficeTimeout:
+        seconds = get_pool().timeout
+        raise ConversionFailed(
+            "TIMEOUT", f"The conversion took longer than {seconds:g} seconds and was stopped."
+        ) from None
     if answer.get("error") in ("load", "type"):
         raise ConversionFailed(
             "INVALID_FILE", f"The file is not a valid {label} document, or it is damaged or password-protected."

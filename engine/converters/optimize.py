@@ -17,6 +17,7 @@ from PIL import Image
 from engine.converters import Conversion, ConversionFailed, Option, normalize_format
 from engine.converters.image import normalize_mode, open_image
 from engine.converters.pdf import open_pdf
+from engine.converters.sandbox import Sandbox
 from engine.converters.tools import run_tool, tool_timeout, version_line
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def optimize_pdf(src: Path, workdir: Path, *, output_format: str, options: dict,
             "-dDetectDuplicateImages=true", f"-sOutputFile={candidate}", str(src),
         ],
         timeout=tool_timeout(),
+        sandbox=Sandbox.of(src.parent, workdir),
     )
     if result.returncode != 0:
         logger.info("gs failed: %s", result.stderr[-2000:])

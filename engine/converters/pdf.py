@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import mmap
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,10 +15,12 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image
 
-from engine.converters import Conversion, ConversionFailed, Option, normalize_format, require_content
+from engine.converters import Conversion, ConversionFailed, Option, normalize_format, pdf_tree, require_content
 from engine.converters.image import QUALITY, save_image
 from engine.converters.office import installed as office_installed
 from engine.converters.office import office_convert, office_version
+
+logger = logging.getLogger(__name__)
 
 ENGINE_VERSION = pdfium.version.PYPDFIUM_INFO.version
 
@@ -61,9 +66,59 @@ def parse_pages(spec: str | None, page_count: int) -> list[int]:
     return sorted(selected)
 
 
+def _tree_failure(problem: str) -> ConversionFailed:
+    return ConversionFailed(
+        "INVALID_FILE",
+        f"The PDF is damaged: {problem}. Repair the file (for example by printing it to a new PDF) "
+        "and upload it again.",
+    )
+
+
+def _walk_tree(document: pdfium.PdfDocument, src: Path) -> None:
+    """pdf_tree's walk over pdfium's plain re-serialisation of the document (what pdfium sees,
+    object streams unpacked, in one xref table), written next to the input and read in place."""
+    with tempfile.TemporaryFile(dir=src.parent) as copy:
+        try:
+            document.save(copy)
+        except pdfium.PdfiumError:
+            logger.warning("pdfium could not re-save %s; its page tree is not walked", src.name)
+            return
+        copy.flush()
+        with mmap.mmap(copy.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            try:
+                pages = pdf_tree.count_pages(data)
+            except pdf_tree.BrokenTree as error:
+                if error.reason == "depth":
+                    raise _tree_failure(f"its page tree is nested more than {pdf_tree.MAX_DEPTH} levels deep") from None
+                raise _tree_failure("its page tree loops back on itself or lists one branch twice") from None
+            except pdf_tree.UnreadableTree as error:
+                logger.warning("Page tree of %s not walked (%s); pdfium's page lookups still run", src.name, error)
+                return
+    if pages < len(document):
+        found = "1 page" if pages == 1 else f"{pages} pages"
+        raise _tree_failure(f"its page tree leads to {found}, not the {len(document)} it announces")
+
+
+def check_page_tree(document: pdfium.PdfDocument, src: Path) -> None:
+    """Refuse (INVALID_FILE) a document whose page tree loops or does not lead to every page it counts.
+
+    Tried on hand-made files (tests/test_engine_hostile_pdf.py): pdfium neither crashes nor hangs on
+    a looping tree, but walks the loop again and again (a 12 KB file passes for a million copies of
+    one page, each lookup slower than the last) or fails to find the pages /Count promised, which
+    every reader (render, text, thumbnail, watermark, merge, metadata) met as an unexplained error;
+    Ghostscript (optimize) segfaults on a tree 100 000 levels deep. So the tree is walked first, then each page
+    is looked up once (its dictionary only, not its content)."""
+    _walk_tree(document, src)
+    size = pdfium_c.FS_SIZEF()
+    for index in range(len(document)):
+        if not pdfium_c.FPDF_GetPageSizeByIndexF(document.raw, index, size):
+            raise _tree_failure(f"page {index + 1} cannot be found in its page tree")
+
+
 @contextmanager
 def open_pdf(src: Path) -> Iterator[pdfium.PdfDocument]:
-    """The opened document, closed afterwards (worker processes live long; pdfium memory is native)."""
+    """The opened document, its page tree checked, closed afterwards (worker processes live long;
+    pdfium memory is native)."""
     require_content(src, "PDF")
     try:
         document = pdfium.PdfDocument(src)
@@ -76,6 +131,7 @@ def open_pdf(src: Path) -> Iterator[pdfium.PdfDocument]:
     try:
         if len(document) == 0:
             raise ConversionFailed("INVALID_FILE", "The PDF has no pages.")
+        check_page_tree(document, src)
         yield document
     finally:
         document.close()

@@ -2,7 +2,8 @@
 
 Chromium never touches the network itself: engine.converters.chromium starts it behind a dead
 proxy, and every request the page makes (the page, its images and scripts, each redirect) is paused
-over the DevTools pipe, fetched here after the same address check as import/url, and handed back.
+over the DevTools pipe, fetched here after the same address check as import/url (and from the
+address that was checked), and handed back.
 A page can thus no more reach the engine's private network through Chromium than through import/url.
 Chromium and its helpers live in one process group, killed when the capture ends or its time is up.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import tempfile
 import time
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path, PurePosixPath
@@ -23,7 +23,8 @@ from engine.converters import Conversion, ConversionFailed, Option
 from engine.converters.chromium import DevTools, chromium_version, installed
 from engine.converters.image import QUALITY
 from engine.converters.tools import timeout_failure
-from engine.fetch import check_host
+from engine.fetch import PinnedAdapter, check_host
+from engine.processes import scratch
 from engine.uploads import max_upload_size
 
 ENGINE = "chrome"  # CloudConvert's name for its capture-website engine
@@ -95,10 +96,14 @@ class Browser(DevTools):
         self.main_frame = ""
         self.document_status: int | None = None
         self.document_refusal: ConversionFailed | None = None
+        # One adapter per checked address, each keeping its own connections to that address.
+        self.pinned: dict[str, PinnedAdapter] = {}
 
     def close(self) -> None:
         super().close()
         self.http.close()
+        for adapter in self.pinned.values():
+            adapter.close()
 
     def _answer_request(self, message: dict) -> None:
         params, session = message["params"], message.get("sessionId")
@@ -129,7 +134,7 @@ class Browser(DevTools):
         url = request["url"]
         if urlsplit(url).scheme not in ("http", "https"):
             raise ConversionFailed("IMPORT_FAILED", f"The page asked for {url}, which is not a web address.")
-        check_host(url)
+        self._connect_to(check_host(url))
         headers = {k: v for k, v in request.get("headers", {}).items() if k.lower() != "accept-encoding"}
         # The user's headers (a cookie, a token) are meant for the captured site, not for third parties.
         if _origin(url) == self.origin:
@@ -161,6 +166,16 @@ class Browser(DevTools):
         # Redirects go back to Chromium, which asks again for the new address: each hop is checked.
         kept = [(k, v) for k, v in response.raw.headers.items() if k.lower() not in DROPPED_RESPONSE_HEADERS]
         return response.status_code, kept, bytes(body)
+
+    def _connect_to(self, address: str | None) -> None:
+        """The next request goes to the address check_host vouched for, as import/url's do: a name
+        answering a public address to the check and a local one to a second lookup (DNS rebinding)
+        cannot lead it elsewhere. None (private addresses allowed) needs no pinning."""
+        if address is None:
+            return
+        adapter = self.pinned.get(address) or self.pinned.setdefault(address, PinnedAdapter(address))
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
 
     def wait_lifecycle(self, name: str, loader: str) -> None:
         while True:
@@ -252,8 +267,8 @@ def capture(
     check_host(url)  # a refused address fails the task with import/url's sentence, before Chromium starts
     deadline = time.monotonic() + timeout
     image = output_format in ("png", "jpg")
-    with tempfile.TemporaryDirectory(prefix="ccweb-capture-") as profile:
-        browser = Browser(profile, deadline, timeout, url=url, headers=headers)
+    with scratch("capture") as profile:
+        browser = Browser(str(profile), deadline, timeout, url=url, headers=headers)
         try:
             target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
             browser.main_frame = target  # a page target's id is its main frame's id

@@ -26,7 +26,10 @@ from engine.validation import (
     EXTRACT_OPERATION,
     IMPORT_OPERATIONS,
     METADATA_OPERATION,
+    filter_value,
+    has_unstorable,
     is_http_url,
+    unstorable_error,
 )
 
 # The engine has one local account: whoever holds ENGINE_API_KEY.
@@ -131,10 +134,16 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     body = json_body(request)
     errors: dict[str, list[str]] = {}
     url = body.get("url")
-    if not is_http_url(url):
+    if has_unstorable(url):
+        errors["url"] = [unstorable_error("url")]
+    elif not is_http_url(url):
         errors["url"] = ["The url must be a valid http(s) URL."]
     events = body.get("events")
-    if not isinstance(events, list) or not events or not all(event in WEBHOOK_EVENTS for event in events):
+    if (
+        not isinstance(events, list)
+        or not events
+        or not all(isinstance(event, str) and event in WEBHOOK_EVENTS for event in events)
+    ):
         errors["events"] = [f"The events must be a list of: {', '.join(sorted(WEBHOOK_EVENTS))}."]
     if errors:
         return invalid_data(errors)
@@ -146,7 +155,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
 
 def webhook_list(request: HttpRequest) -> HttpResponse:
     webhooks = Webhook.objects.order_by("created_at")
-    if url := request.GET.get("filter[url]"):
+    if url := filter_value(request.GET, "url"):
         webhooks = webhooks.filter(url=url)
     return paginated_response(request, webhooks, "users/me/webhooks", webhook_to_api)
 

@@ -17,7 +17,7 @@ from engine.serializers import (
     paginated_response,
     parse_include,
 )
-from engine.validation import ValidationFailed, validate_job
+from engine.validation import ValidationFailed, filter_value, validate_job
 
 
 def get_job(job_id: str) -> Job:
@@ -48,9 +48,9 @@ def job_create(request: HttpRequest) -> HttpResponse:
 
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = Job.objects.order_by("-created_at")
-    if status := request.GET.get("filter[status]"):
+    if status := filter_value(request.GET, "status"):
         jobs = jobs.filter(status=status)
-    if tag := request.GET.get("filter[tag]"):
+    if tag := filter_value(request.GET, "tag"):
         jobs = jobs.filter(tag=tag)
     include_tasks = "tasks" in parse_include(request)
     if include_tasks:

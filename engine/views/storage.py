@@ -6,6 +6,7 @@ authorization, and CORS is open because browsers post to the form straight from 
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import uuid
 
@@ -20,6 +21,8 @@ from engine.models import File, Task
 from engine.serializers import data_response, error_response, task_to_api
 from engine.storage import engine_storage
 from engine.uploads import LimitedUploadHandler, max_upload_size
+
+logger = logging.getLogger(__name__)
 
 # Multipart framing (boundaries, part headers, the form fields) on top of the file itself.
 MULTIPART_SLACK = 1024 * 1024
@@ -63,8 +66,23 @@ def _receive(request: HttpRequest, task_id: str) -> HttpResponse:
     request.upload_handlers = [handler]
     try:
         fields, files = request.POST, request.FILES
-    except (MultiPartParserError, RequestDataTooBig, TooManyFieldsSent) as error:
-        return error_response(f"The upload could not be read: {error}", "INVALID_UPLOAD", status=400)
+    except RequestDataTooBig:
+        # DATA_UPLOAD_MAX_MEMORY_SIZE bounds the fields besides the file: the form's few parameters
+        # are tiny, so only a misdirected or hostile post reaches it.
+        return error_response(
+            "The upload's form fields are larger than the engine accepts: send the form's parameters, "
+            "then the file as the field `file`.",
+            "FIELDS_TOO_LARGE",
+            status=413,
+        )
+    except (MultiPartParserError, TooManyFieldsSent) as error:
+        logger.info("Unreadable upload for task %s: %s", task.pk, error)
+        return error_response(
+            "The upload could not be read as a multipart form: send the form's parameters, "
+            "then the file as the field `file`.",
+            "INVALID_UPLOAD",
+            status=400,
+        )
     if handler.exceeded:
         return _too_large(limit)
     if not signing.upload_is_valid(

@@ -18,7 +18,7 @@ from engine.serializers import (
     parse_include,
     task_to_api,
 )
-from engine.validation import ValidationFailed, supported_operations
+from engine.validation import ValidationFailed, filter_value, supported_operations
 
 
 def get_task(task_id: str) -> Task:
@@ -34,14 +34,14 @@ def task_show(request: HttpRequest, task_id: str) -> HttpResponse:
 
 def task_list(request: HttpRequest) -> HttpResponse:
     tasks = Task.objects.order_by("-created_at")
-    if job_id := request.GET.get("filter[job_id]"):
+    if job_id := filter_value(request.GET, "job_id"):
         try:
             tasks = tasks.filter(job_id=uuid.UUID(job_id))
         except ValueError:
             tasks = tasks.none()
-    if status := request.GET.get("filter[status]"):
+    if status := filter_value(request.GET, "status"):
         tasks = tasks.filter(status=status)
-    if operation := request.GET.get("filter[operation]"):
+    if operation := filter_value(request.GET, "operation"):
         tasks = tasks.filter(operation=operation)
     include = parse_include(request)
     return paginated_response(request, tasks, "tasks", lambda task: task_to_api(task, include=include))

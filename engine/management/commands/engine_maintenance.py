@@ -1,4 +1,4 @@
-"""Run the engine's chores once, now: stuck-task recovery, timeouts, retention (for cron)."""
+"""Run the engine's chores once, now: what dead workers left, stuck-task recovery, timeouts, retention (for cron)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from engine.maintenance import run_chores
 
 
 class Command(BaseCommand):
-    help = "Recover tasks whose worker died, fail timed-out tasks, delete jobs past retention."
+    help = (
+        "Settle what dead workers left on this machine and in the queue, recover tasks whose worker died, "
+        "fail timed-out tasks, delete jobs past retention."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         done = run_chores()
