@@ -1,7 +1,8 @@
 """What each operation does when its task runs in the worker (import/upload runs in the upload view).
 
 Each function gets a claimed task and a fresh work folder, stores its output files through
-`store_file`, and returns them with the task's `result`; the runner records the outcome.
+`store_output` (moved out of the work folder) or `store_file`, and returns them with the task's
+`result`; the runner records the outcome.
 Expected failures raise ConversionFailed (its code and sentence become the task's).
 """
 
@@ -19,7 +20,7 @@ from engine import combine, converters, extract, signing
 from engine.converters import ConversionFailed, web
 from engine.converters.tools import tool_timeout
 from engine.models import File, Task
-from engine.storage import download_to, engine_storage, store_file
+from engine.storage import download_to, engine_storage, store_file, store_output
 from engine.uploads import max_upload_size
 from engine.validation import EXPORT_OPERATIONS, image_reference, input_list, is_uuid
 
@@ -85,7 +86,7 @@ def import_url(task: Task, workdir: Path) -> Outcome:
             return Outcome(files=[store_file(task, task.payload.get("filename") or own.filename, handle)])
     target = workdir / "download"
     filename = fetch_url(task.payload["url"], target, headers=task.payload.get("headers") or {})
-    return Outcome(files=[store_file(task, task.payload.get("filename") or filename, target)])
+    return Outcome(files=[store_output(task, task.payload.get("filename") or filename, target)])
 
 
 def import_s3(task: Task, workdir: Path) -> Outcome:
@@ -134,14 +135,18 @@ def _output_name(pattern: str | None, produced: Path, index: int, total: int) ->
 
 def _options_for(task: Task, conversion: converters.Conversion) -> dict:
     """The task's options as the conversion declares them (a task error when they are invalid),
-    and the task marked with the engine that will run it."""
+    and the task marked with the engine that will run it: recorded with its outcome, and at once
+    for a conversion long enough to follow by its progress (a write per task spared the quick ones)."""
     try:
         options = converters.clean_options(conversion, task.payload)
     except converters.InvalidOptions as error:
         details = " ".join(message for messages in error.errors.values() for message in messages)
         raise ConversionFailed("INVALID_OPTIONS", f"The options are invalid: {details}") from None
+    if conversion.reports_progress and (task.engine, task.engine_version) != (
+        conversion.engine, conversion.engine_version
+    ):
+        Task.objects.filter(pk=task.pk).update(engine=conversion.engine, engine_version=conversion.engine_version)
     task.engine, task.engine_version = conversion.engine, conversion.engine_version
-    Task.objects.filter(pk=task.pk).update(engine=task.engine, engine_version=task.engine_version)
     return options
 
 
@@ -180,12 +185,13 @@ def process(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outco
             src, out_dir, output_format=conversion.output_format, options=options, stem=stem, **reporting, **picture
         )
         credits += int(conversion.as_api()["credits"])
-        progress(int(100 * (index + 1) / len(sources)))
+        if index + 1 < len(sources):  # after the last file, the task's end says 100 %
+            progress(int(100 * (index + 1) / len(sources)))
     if not produced:
         raise ConversionFailed("CONVERSION_FAILED", "The conversion produced no output file.")
     pattern = payload.get("filename")
     files = [
-        store_file(task, _output_name(pattern, path, i, len(produced)), path)
+        store_output(task, _output_name(pattern, path, i, len(produced)), path)
         for i, path in enumerate(produced)
     ]
     return Outcome(files=files, credits=credits)
@@ -199,7 +205,7 @@ def export_url(task: Task, workdir: Path) -> Outcome:
     if task.payload.get("archive_multiple_files") is True and len(sources) > 1:
         archive = workdir / "archive.zip"
         combine.write_archive(sources, archive, "zip")
-        files = [store_file(task, task.payload.get("filename") or "archive.zip", archive)]
+        files = [store_output(task, task.payload.get("filename") or "archive.zip", archive)]
         sources = files
     result = {
         "files": [
@@ -225,7 +231,7 @@ def merge_files(task: Task, workdir: Path, progress: Callable[[int], None]) -> O
     target = workdir / "merged.pdf"
     combine.merge_pdfs(pdfs, target)
     task.engine, task.engine_version = combine.MERGE_ENGINE
-    return Outcome(files=[store_file(task, task.payload.get("filename") or "merged.pdf", target)], credits=1)
+    return Outcome(files=[store_output(task, task.payload.get("filename") or "merged.pdf", target)], credits=1)
 
 
 def archive_files(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
@@ -235,7 +241,7 @@ def archive_files(task: Task, workdir: Path, progress: Callable[[int], None]) ->
     combine.write_archive(input_files(task), target, output_format)
     task.engine, task.engine_version = combine.ARCHIVE_ENGINE
     filename = task.payload.get("filename") or target.name
-    return Outcome(files=[store_file(task, filename, target)], credits=1)
+    return Outcome(files=[store_output(task, filename, target)], credits=1)
 
 
 def extract_archives(task: Task, workdir: Path, progress: Callable[[int], None]) -> Outcome:
@@ -252,7 +258,7 @@ def extract_archives(task: Task, workdir: Path, progress: Callable[[int], None])
         )
     task.engine, task.engine_version = extract.EXTRACT_ENGINE
     # Stored only once all is extracted: a task that fails halfway leaves nothing in storage.
-    files = [store_file(task, name, path) for name, path in extraction.members]
+    files = [store_output(task, name, path) for name, path in extraction.members]
     return Outcome(files=files, credits=1)
 
 
@@ -279,7 +285,7 @@ def capture_website(task: Task, workdir: Path, progress: Callable[[int], None]) 
         headers=payload.get("headers") or {},
         timeout=timeout,
     )
-    return Outcome(files=[store_file(task, payload.get("filename") or path.name, path)], credits=1)
+    return Outcome(files=[store_output(task, payload.get("filename") or path.name, path)], credits=1)
 
 
 IMPORTS: dict[str, Callable[[Task, Path], Outcome]] = {

@@ -22,6 +22,7 @@ from engine.converters import ConversionFailed
 from engine.models import File, Job, Task
 from engine.operations import perform
 from engine.storage import discard_files
+from engine.webhooks import first_attempt_inline
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +31,25 @@ INPUT_TASK_FAILED = ("INPUT_TASK_FAILED", "Input task has failed")
 PASSIVE_OPERATIONS = frozenset({"import/upload"})
 
 
+# While a worker records a task's outcome: the task its end made ready, for that worker to run next.
+_chain = threading.local()
+
+
 def schedule(task_ids: Iterable[str]) -> None:
-    """Run these tasks in the worker once the current transaction commits."""
+    """Run these tasks in a worker once the current transaction commits: queued, except the first
+    that a task running in this worker makes ready, which this worker runs itself right after it
+    (see `execute`)."""
     from engine.tasks import run_task
 
+    def start(task_id: str) -> None:
+        following = getattr(_chain, "following", None)
+        if following is not None and not following:
+            following.append(task_id)
+        else:
+            run_task.enqueue(task_id)
+
     for task_id in task_ids:
-        transaction.on_commit(lambda task_id=str(task_id): run_task.enqueue(task_id))
+        transaction.on_commit(lambda task_id=str(task_id): start(task_id))
 
 
 def is_runnable(task: Task) -> bool:
@@ -43,10 +57,10 @@ def is_runnable(task: Task) -> bool:
 
 
 def inputs_state(task: Task) -> str:
-    """ "ready" when every input finished, "failed" when one failed, otherwise "pending"."""
-    statuses = set(Task.objects.filter(pk__in=task.depends_on).values_list("status", flat=True))
-    found = Task.objects.filter(pk__in=task.depends_on).count()
-    if Task.Status.ERROR in statuses or found < len(task.depends_on):
+    """ "ready" when every input finished, "failed" when one failed (or is gone), otherwise "pending"."""
+    found = dict(Task.objects.filter(pk__in=task.depends_on).values_list("pk", "status"))
+    statuses = set(found.values())
+    if Task.Status.ERROR in statuses or len(found) < len(task.depends_on):
         return "failed"
     if statuses <= {Task.Status.FINISHED}:
         return "ready"
@@ -67,7 +81,8 @@ def claim(task_id: str) -> Task | None:
     task = Task.objects.select_related("job").filter(pk=task_id).first()
     if task is None:
         return None  # deleted right after the claim
-    if task.job_id:
+    if task.job_id and task.job.status == Job.Status.WAITING:
+        # Only a waiting job changes when one of its tasks starts (statuses only move forward).
         job_settle(task.job_id)
     return task
 
@@ -84,36 +99,49 @@ def task_finish(
     discarded) when the task was cancelled or deleted meanwhile."""
     if result is None:
         result = {"files": [{"filename": f.filename, "size": f.size} for f in files]}
+    now = timezone.now()
+    ended = {
+        "status": Task.Status.FINISHED,
+        "percent": 100,
+        "message": None,
+        "code": None,
+        "result": result,
+        "credits": credits,
+        "engine": task.engine,
+        "engine_version": task.engine_version,
+        "started_at": task.started_at or now,
+        "ended_at": now,
+    }
     with transaction.atomic():
-        updated = Task.objects.filter(pk=task.pk, status=from_status).update(
-            status=Task.Status.FINISHED,
-            percent=100,
-            message=None,
-            code=None,
-            result=result,
-            credits=credits,
-            engine=task.engine,
-            engine_version=task.engine_version,
-            started_at=task.started_at or timezone.now(),
-            ended_at=timezone.now(),
-        )
-        if not updated:
+        if not Task.objects.filter(pk=task.pk, status=from_status).update(**ended):
             transaction.on_commit(lambda: discard_files([f.path for f in files]))
             return False
         File.objects.bulk_create(files)
+        # The caller's object as it now is, without reading it back.
+        for field, value in ended.items():
+            setattr(task, field, value)
         _start_dependents(task)
         if task.job_id:
             job_settle(task.job_id)
     return True
 
 
-def task_fail(task_id: str, *, code: str, message: str, from_statuses: Iterable[str] | None = None) -> bool:
-    """Record a task's failure; the tasks waiting for it fail too (INPUT_TASK_FAILED)."""
+def task_fail(
+    task_id: str,
+    *,
+    code: str,
+    message: str,
+    from_statuses: Iterable[str] | None = None,
+    engine: tuple[str | None, str | None] = (None, None),
+) -> bool:
+    """Record a task's failure (and the engine that ran it, when one did); the tasks waiting for it
+    fail too (INPUT_TASK_FAILED)."""
     statuses = list(from_statuses or (Task.Status.WAITING, Task.Status.PROCESSING))
+    ran_by = {"engine": engine[0], "engine_version": engine[1]} if engine[0] else {}
     with transaction.atomic():
         now = timezone.now()
         updated = Task.objects.filter(pk=task_id, status__in=statuses).update(
-            status=Task.Status.ERROR, code=code, message=message, ended_at=now
+            status=Task.Status.ERROR, code=code, message=message, ended_at=now, **ran_by
         )
         if not updated:
             return False
@@ -136,8 +164,12 @@ def task_fail(task_id: str, *, code: str, message: str, from_statuses: Iterable[
 
 
 def _start_dependents(task: Task) -> None:
-    for dependent in task.dependents.filter(status=Task.Status.WAITING):
-        state = inputs_state(dependent)
+    # Locking the waiting dependents makes two workers that end a task's inputs at the same moment
+    # take turns here: the second then sees the first one's finish committed, and one of them starts
+    # the task (without the lock, each saw the other's input still processing and left it waiting).
+    for dependent in task.dependents.filter(status=Task.Status.WAITING).select_for_update(of=("self",)):
+        # Reading only this task, which just finished, it is ready: no need to ask.
+        state = "ready" if dependent.depends_on == [str(task.pk)] else inputs_state(dependent)
         if state == "ready" and is_runnable(dependent):
             schedule([dependent.pk])
         elif state == "failed":
@@ -146,7 +178,8 @@ def _start_dependents(task: Task) -> None:
 
 def job_settle(job_id: str) -> None:
     """Derive the job's status from its tasks; when it just ended, send its webhooks."""
-    with transaction.atomic():
+    # No savepoint when called inside a transaction: a failure here fails the caller's anyway.
+    with transaction.atomic(savepoint=False):
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.is_terminal:
             return
@@ -178,7 +211,7 @@ def job_settle(job_id: str) -> None:
             from engine.webhooks import announce_job
 
             event = "job.finished" if new_status == Job.Status.FINISHED else "job.failed"
-            transaction.on_commit(lambda: announce_job(job_id=str(job.pk), event=event))
+            transaction.on_commit(lambda: announce_job(job=job, event=event))
 
 
 DEFAULT_TASK_TIMEOUT = 5 * 3600  # CloudConvert's default
@@ -234,12 +267,22 @@ class Heartbeat(threading.Thread):
 
 
 def execute(task_id: str) -> None:
-    """Run one task in this worker: claim it, perform its operation, record the outcome.
+    """Run a task in this worker (claim it, perform its operation, record the outcome), then the
+    task its end made ready, if any, and so on: an export runs right after its convert, without a
+    trip through the queue. Recovery does not depend on that trip: a task whose worker died while
+    running it is found by its silent heartbeat, one left waiting by its age (the chores).
 
     Safe to call twice for the same task: the second call finds it no longer waiting."""
+    following: str | None = task_id
+    while following is not None:
+        following = _execute_one(following)
+
+
+def _execute_one(task_id: str) -> str | None:
+    """One task; returns the task its end made ready for this worker to run next."""
     task = claim(task_id)
     if task is None:
-        return
+        return None
 
     def progress(percent: int) -> None:
         Task.objects.filter(pk=task.pk, status=Task.Status.PROCESSING).update(
@@ -252,25 +295,42 @@ def execute(task_id: str) -> None:
     heartbeat.start()
     started = time.monotonic()
     try:
-        with processes.serving(task_id):
-            outcome = perform(task, workdir, progress)
+        try:
+            with processes.serving(task_id):
+                outcome = perform(task, workdir, progress)
+        finally:
+            # No tool runs any more: nothing is left for it to stop (a cancel from now on is seen by
+            # the conditional update that records the outcome).
+            heartbeat.stopped.set()
+            heartbeat.join()
         if time.monotonic() - started > task_timeout(task):
             # Late results are dropped, as CloudConvert does: the task's deadline is part of its contract.
             discard_files([f.path for f in outcome.files])
             raise ConversionFailed("TIMEOUT", timed_out_message(task))
     except ConversionFailed as error:
-        task_fail(task_id, code=error.code, message=error.message, from_statuses=[Task.Status.PROCESSING])
+        with first_attempt_inline():
+            task_fail(
+                task_id, code=error.code, message=error.message, from_statuses=[Task.Status.PROCESSING],
+                engine=(task.engine, task.engine_version),
+            )
     except Exception:
         logger.exception("Engine task %s (%s) failed unexpectedly", task_id, task.operation)
-        task_fail(
-            task_id,
-            code="INTERNAL_ERROR",
-            message="The engine failed unexpectedly while running this task; the error has been logged.",
-            from_statuses=[Task.Status.PROCESSING],
-        )
+        with first_attempt_inline():
+            task_fail(
+                task_id,
+                code="INTERNAL_ERROR",
+                message="The engine failed unexpectedly while running this task; the error has been logged.",
+                from_statuses=[Task.Status.PROCESSING],
+                engine=(task.engine, task.engine_version),
+            )
     else:
-        task_finish(task, files=outcome.files, result=outcome.result, credits=outcome.credits)
+        _chain.following = []
+        try:
+            with first_attempt_inline():
+                task_finish(task, files=outcome.files, result=outcome.result, credits=outcome.credits)
+            return _chain.following[0] if _chain.following else None
+        finally:
+            _chain.following = None
     finally:
-        heartbeat.stopped.set()
-        heartbeat.join()
         shutil.rmtree(workdir, ignore_errors=True)
+    return None

@@ -81,7 +81,7 @@ def job_create(*, specs: list[TaskSpec], tag: str | None, webhook_url: str | Non
         depends_on = [by_name[name] for name in spec.dependencies]
         by_name[spec.name] = _new_task(job=job, spec=spec, depends_on=depends_on)
     _start(list(by_name.values()))
-    transaction.on_commit(lambda: announce_job(job_id=str(job.pk), event="job.created"))
+    transaction.on_commit(lambda: announce_job(job=job, event="job.created"))
     return job
 
 
@@ -199,5 +199,4 @@ def upload_receive(*, task: Task, filename: str, content: IO[bytes]) -> Task:
         raise UploadRejected(
             422, "INVALID_DATA", "This task stopped waiting for an upload while the file arrived."
         )
-    task.refresh_from_db()
-    return task
+    return task  # task_finish brought it up to date

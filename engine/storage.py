@@ -30,19 +30,52 @@ def clean_filename(name: str | None, *, default: str = "file") -> str:
     return name[:200] or default
 
 
+class _ScratchFile(DjangoFile):
+    """A file of a task's work folder handed to storage. Like an upload's temporary file it has a
+    temporary_file_path(), so storage on the local disk moves it into place instead of copying it;
+    S3 reads it as any file."""
+
+    def temporary_file_path(self) -> str:
+        return self.name
+
+
 def store_file(task: Task, filename: str, content: IO[bytes] | Path) -> File:
     """Save bytes for `task` and return the (unsaved) File row describing them.
 
-    The row is saved by the caller together with the task's status change, so a task that was
-    cancelled or deleted meanwhile leaves no row behind (see `discard_files`)."""
-    file = File(id=uuid.uuid4(), task=task, filename=clean_filename(filename))
-    name = f"tasks/{task.id}/{file.id}/{get_valid_filename(file.filename) or 'file'}"
+    An upload's temporary file is moved into place when the storage is on its file system
+    (FILE_UPLOAD_TEMP_DIR): written once, never copied; other content is copied. The row is saved
+    by the caller together with the task's status change, so a task that was cancelled or deleted
+    meanwhile leaves no row behind (see `discard_files`)."""
+    file = _new_file(task, filename)
+    storage = engine_storage()
     if isinstance(content, Path):
         with content.open("rb") as handle:
-            file.path = engine_storage().save(name, DjangoFile(handle))
+            file.path = storage.save(file.path, DjangoFile(handle))
+        file.size = content.stat().st_size
+    elif hasattr(content, "temporary_file_path"):
+        file.path = storage.save(file.path, content)
+        file.size = content.size
     else:
-        file.path = engine_storage().save(name, DjangoFile(content))
-    file.size = engine_storage().size(file.path)
+        file.path = storage.save(file.path, DjangoFile(content))
+        file.size = storage.size(file.path)
+    return file
+
+
+def store_output(task: Task, filename: str, path: Path) -> File:
+    """store_file for a file the task made in its work folder, which is deleted after the task: the
+    file is moved into place rather than copied (a rename when storage is on the same disk), so
+    the path is gone afterwards."""
+    file = _new_file(task, filename)
+    file.size = path.stat().st_size
+    with path.open("rb") as handle:
+        file.path = engine_storage().save(file.path, _ScratchFile(handle, name=str(path)))
+    return file
+
+
+def _new_file(task: Task, filename: str) -> File:
+    """The row of a file about to be stored, its path the name it is stored under."""
+    file = File(id=uuid.uuid4(), task=task, filename=clean_filename(filename))
+    file.path = f"tasks/{task.id}/{file.id}/{get_valid_filename(file.filename) or 'file'}"
     return file
 
 

@@ -7,6 +7,13 @@ sync-API wait holds one thread, not a process. The supervisor starts it and WORK
 start does not spin), never stops the web server because a worker died, and on SIGINT/SIGTERM stops
 them all (SIGTERM, then SIGKILL after a grace period). Each child runs in a process group of its
 own, so Ctrl+C reaches only the supervisor, which stops them in order, and dies with it.
+
+ccweb calls its embedded engine's API over HTTP from inside its own requests (a conversion started at
+/convert/ creates the job at /engine/v2/jobs). Served by one bounded pool, a burst of such requests
+takes every thread, and their calls to the engine queue behind them until they time out. So ccweb's
+own client gets an engine server of its own (`engine_server`: gunicorn on a loopback port, named to
+every child as ENGINE_INTERNAL_URL): a request to the site then waits on another pool, never on its
+own. The engine's links (upload forms, downloads) keep ENGINE_URL, the public server.
 """
 
 from __future__ import annotations
@@ -14,15 +21,19 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+from engine import processes
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +42,16 @@ STOP_GRACE = 15.0  # seconds children get to finish after SIGTERM
 STABLE_AFTER = 60.0  # a child that lived this long starts its backoff over when it dies
 MAX_RESTART_DELAY = 30.0
 PR_SET_PDEATHSIG = 1
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+INTERNAL_URL_ENV = "ENGINE_INTERNAL_URL"
 
 
 @dataclass
 class Child:
     name: str
     args: list[str]
+    # Descriptors the child inherits (an engine server's listening socket, kept open here across restarts).
+    pass_fds: tuple[int, ...] = ()
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     failures: int = 0  # quick deaths in a row
@@ -57,10 +72,10 @@ def _die_with_supervisor() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def gunicorn_args(*, host: str, port: int, processes: int, threads: int) -> list[str]:
+def gunicorn_args(*, bind: str, processes: int, threads: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "ccweb.wsgi:application",
-        "--bind", f"{host}:{port}",
+        "--bind", bind,
         "--worker-class", "gthread", "--workers", str(processes), "--threads", str(threads),
         "--graceful-timeout", str(int(STOP_GRACE) - 5),
         "--access-logfile", "-",
@@ -83,7 +98,7 @@ class Supervisor:
 
     def start(self, child: Child) -> None:
         child.process = subprocess.Popen(
-            child.args, cwd=self.cwd, process_group=0,
+            child.args, cwd=self.cwd, process_group=0, pass_fds=child.pass_fds,
             preexec_fn=_die_with_supervisor,  # noqa: PLW1509 - the supervisor runs no threads
         )
         child.started_at = time.monotonic()
@@ -140,6 +155,45 @@ class Supervisor:
                     pass
                 child.process.wait()
         logger.info("Stopped.")
+
+
+@contextmanager
+def shared_metrics() -> Iterator[None]:
+    """One PROMETHEUS_MULTIPROC_DIR for every child, so /metrics sums the counters of all gunicorn's
+    processes (ops/metrics.py). prometheus_client needs it empty at start: a folder of our own, removed
+    at the end (and by the next worker's reaping if the supervisor is killed), or the one set in the
+    environment, emptied of its previous counts."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    folder = processes.temp_folder("metrics")
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def engine_server(*, processes: int, threads: int) -> Iterator[Child]:
+    """A gunicorn serving ccweb's own calls to its engine, on a loopback port this process holds open
+    (bound before the child starts, so no other process can take it meanwhile, and the same after a
+    restart); ENGINE_INTERNAL_URL names it to every child started inside the block."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    os.environ[INTERNAL_URL_ENV] = f"http://127.0.0.1:{port}/engine"
+    try:
+        yield Child("engine server", gunicorn_args(bind=f"fd://{listener.fileno()}", processes=processes,
+                                                   threads=threads), pass_fds=(listener.fileno(),))
+    finally:
+        del os.environ[INTERNAL_URL_ENV]
+        listener.close()
 
 
 def answering(host: str, port: int) -> Callable[[], bool]:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.cookiejar
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import requests
@@ -31,13 +35,30 @@ def sign(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def announce_job(*, job_id: str, event: str) -> None:
-    """Queue the deliveries of one job event, with the job as it is now (a snapshot)."""
+_inline = threading.local()
+_sessions = threading.local()
+
+
+@contextmanager
+def first_attempt_inline() -> Iterator[None]:
+    """Inside the block, a job's own webhook (its webhook_url) announced by this thread is POSTed by it
+    right after the commit that ended the job, instead of being queued; a failed attempt queues its
+    retries as usual. The runner delivers this way: in a worker, the delivery is the next thing the
+    job needs, and queueing it cost a row, a claim and a bookkeeping write before the same POST.
+    Account webhooks stay queued: their receivers are many and not the job's business."""
+    previous = getattr(_inline, "active", False)
+    _inline.active = True
+    try:
+        yield
+    finally:
+        _inline.active = previous
+
+
+def announce_job(*, job: Job, event: str) -> None:
+    """Send (or queue) the deliveries of one job event, with the job as it is now (a snapshot).
+    Called after the commit that changed the job."""
     from engine.tasks import deliver_webhook
 
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        return
     targets: list[tuple[str, str | None]] = []
     if job.webhook_url and event in JOB_URL_EVENTS:
         targets.append((job.webhook_url, None))
@@ -48,9 +69,23 @@ def announce_job(*, job_id: str, event: str) -> None:
         return
     body = dumps({"event": event, "job": job_to_api(job)})
     for url, webhook_id in targets:
-        transaction.on_commit(
-            lambda url=url, webhook_id=webhook_id: deliver_webhook.enqueue(url, body, webhook_id, 0)
-        )
+        if webhook_id is None and getattr(_inline, "active", False):
+            transaction.on_commit(lambda url=url: deliver(url=url, body=body, webhook_id=None, attempt=0), robust=True)
+        else:
+            transaction.on_commit(
+                lambda url=url, webhook_id=webhook_id: deliver_webhook.enqueue(url, body, webhook_id, 0)
+            )
+
+
+def _session() -> requests.Session:
+    """This thread's HTTP session: deliveries to the same receiver reuse its connection (a worker
+    sends a job's webhook after every job) instead of opening one each time. It keeps no cookies:
+    one receiver's must never reach another's URL on the same host."""
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = requests.Session()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
 
 
 def _secret(webhook_id: str | None) -> str | None:
@@ -74,7 +109,7 @@ def deliver(*, url: str, body: str, webhook_id: str | None, attempt: int) -> Non
     }
     timeout = float(getattr(settings, "ENGINE_WEBHOOK_TIMEOUT", DEFAULT_TIMEOUT))
     try:
-        response = requests.post(url, data=raw, headers=headers, timeout=timeout, allow_redirects=False)
+        response = _session().post(url, data=raw, headers=headers, timeout=timeout, allow_redirects=False)
         status: int | None = response.status_code
     except requests.RequestException as error:
         logger.warning("Webhook to %s failed (attempt %d): %s", url, attempt + 1, error)

@@ -4,6 +4,7 @@ settling what a dead one left.
 `manage.py ccweb_worker` runs `ResilientWorker`, django-tasks-db's worker loop made to outlast the
 database: the stock loop re-raises every database error but "locked" (and bookkeeping errors escape
 `run_task`), so one "too many clients" or a SQLite lock held past its timeout ended the process.
+An idle worker waits on a doorbell (engine/wakeup.py) that an enqueue rings, not a fixed sleep.
 Each worker records itself in `engine.models.Worker` and touches the row from a thread of its own
 (a worker busy with an hour-long video is alive); on its machine its owner token also tells at once
 whether the process is gone. `recover()` runs when a worker starts and in the chores.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import socket
 import threading
 import time
@@ -24,9 +26,11 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker as DatabaseWorker
 from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction
 
 from engine import processes
 from engine.models import Worker
+from engine.wakeup import Doorbell
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +122,15 @@ class ResilientWorker(DatabaseWorker):
         # A task result that ran but could not be written: written once the database answers again.
         self.unrecorded: DBTaskResult | None = None
         self.recovered = False
+        self.doorbell = Doorbell(self.queue_names)
 
     def run(self) -> None:
         self.pulse.start()
+        self.doorbell.open()
         try:
             self.run_resiliently()
         finally:
+            self.doorbell.close()
             self.pulse.stop()
             close_connections()
 
@@ -134,7 +141,7 @@ class ResilientWorker(DatabaseWorker):
         while self.running:
             try:
                 self.catch_up()
-                super().run()
+                self.serve()
                 return
             except DATABASE_ERRORS as error:
                 now = time.monotonic()
@@ -159,6 +166,42 @@ class ResilientWorker(DatabaseWorker):
             logger.info("Worker %s recorded task %s (%s) late.", self.worker_id, self.unrecorded.id,
                         self.unrecorded.status)
             self.unrecorded = None
+
+    def serve(self) -> None:
+        """django-tasks-db's loop, but idle on the doorbell rather than a sleep, and on one database
+        connection throughout (the stock loop closes it after every look at the queue when
+        CONN_MAX_AGE is 0, so each task paid for a new one; a broken one is closed by run_resiliently)."""
+        logger.info("Starting worker worker_id=%s queues=%s", self.worker_id, ",".join(self.queue_names))
+        if self.startup_delay and self.interval:
+            time.sleep(random.random())  # noqa: S311 - spreads workers started together, nothing secret
+            self.startup_delay = False
+        while self.running:
+            result = self.claim_next()
+            if result is not None:
+                self.run_task(result)
+                if self.max_tasks is not None and self._run_tasks >= self.max_tasks:
+                    return
+                continue
+            if self.batch:
+                return
+            if self.running:
+                self.doorbell.wait(self.interval)
+
+    def claim_next(self) -> DBTaskResult | None:
+        """The next ready task, claimed for this worker; None when there is none.
+
+        A SQLite database still locked after its busy timeout (SQLITE_TIMEOUT) raises like any other
+        outage, so run_resiliently logs it and backs off: the stock loop looked again silently."""
+        tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
+        if not self.process_all_queues:
+            tasks = tasks.filter(queue_name__in=self.queue_names)
+        if self.excluded_queue_names:
+            tasks = tasks.exclude(queue_name__in=self.excluded_queue_names)
+        with exclusive_transaction(tasks.db):
+            result = tasks.get_locked()
+            if result is not None:
+                result.claim(self.worker_id)
+        return result
 
     def run_task(self, db_task_result: DBTaskResult) -> None:
         try:

@@ -302,5 +302,5 @@ def test_the_runner_passes_ffmpeg_progress_on_as_each_files_share(tmp_path: Path
     assert sorted(f.filename for f in outcome.files) == ["first.mp3", "second.mp3"]
     first, second = reported[: reported.index(50) + 1], reported[reported.index(50) + 1 :]
     assert first[0] < 50 and any(0 < p < 50 for p in first[:-1])  # ffmpeg's own reports for file 1
-    assert any(50 < p < 100 for p in second) and second[-1] == 100
+    assert any(50 < p < 100 for p in second) and second[-1] < 100  # the task's end writes 100 %
     assert reported == sorted(reported)

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from engine import signing
 from engine.models import File, Task
+from tests.conftest import wait_for
 from tests.test_engine_helpers import Api, png_bytes, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -180,3 +181,41 @@ def test_a_task_can_lower_the_upload_limit_with_max_file_size(live_engine: str) 
     assert response.status_code == 413
     assert "1000 bytes" in response.json()["message"]
     assert upload(task, b"x" * 900, "small.bin").status_code == 201
+
+
+def test_an_upload_is_moved_into_storage_not_written_twice(live_engine: str, settings, tmp_path: Path) -> None:
+    """The file Django streams the upload into is the stored file itself: same inode, no copy left."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "uploading")
+    (tmp_path / "uploading").mkdir()
+    task = Api(live_engine).create_job(UPLOAD_ONLY)["tasks"][0]
+    form = task["result"]["form"]
+    content = png_bytes((400, 300)) + b"\0" * 4_000_000
+    boundary = "----ccweb-test"
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        for key, value in form["parameters"].items()
+    ) + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n'.encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    url = urlsplit(form["url"])
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.putrequest("POST", url.path)
+    connection.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+    connection.putheader("Content-Length", str(len(head) + len(content) + len(tail)))
+    connection.endheaders()
+
+    # Most of the file sent (more than the parser's 1 MiB pieces): the server is writing it to its
+    # temporary file.
+    connection.send(head + content[: 3_000_000])
+    receiving = wait_for(lambda: [p for p in (tmp_path / "uploading").iterdir() if p.stat().st_size > 0], timeout=10)
+    inode = receiving[0].stat().st_ino
+    connection.send(content[3_000_000:] + tail)
+    response = connection.getresponse()
+
+    assert response.status == 201, response.read()
+    stored = tmp_path / "engine" / File.objects.get(task_id=task["id"]).path
+    assert stored.read_bytes() == content
+    assert stored.stat().st_ino == inode
+    assert not any((tmp_path / "uploading").iterdir())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import uuid
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -39,8 +40,23 @@ def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _too_large(limit: int) -> HttpResponse:
-    return error_response(
+def _refuse(
+    task: Task, message: str, code: str, *, status: int, errors: dict[str, list[str]] | None = None
+) -> HttpResponse:
+    """Refuse an upload: JSON for API clients; a browser's plain form post (the task has a
+    `redirect`) is sent back to that page with the reason as `upload_error=<code>`, rather than
+    left on a JSON body it would show as is."""
+    redirect = task.payload.get("redirect")
+    if isinstance(redirect, str) and redirect:
+        scheme, netloc, path, query, fragment = urlsplit(redirect)
+        query = urlencode([*parse_qsl(query, keep_blank_values=True), ("upload_error", code)])
+        return HttpResponseRedirect(urlunsplit((scheme, netloc, path, query, fragment)), status=303)
+    return error_response(message, code, status=status, errors=errors)
+
+
+def _too_large(task: Task, limit: int) -> HttpResponse:
+    return _refuse(
+        task,
         f"The file is larger than the engine accepts ({limit} bytes); upload a smaller file.",
         "FILE_TOO_LARGE",
         status=413,
@@ -60,7 +76,7 @@ def _receive(request: HttpRequest, task_id: str) -> HttpResponse:
         declared = 0
     limit = max_upload_size(task.payload)
     if declared > limit + MULTIPART_SLACK:
-        return _too_large(limit)
+        return _too_large(task, limit)
 
     handler = LimitedUploadHandler(request, limit=limit)
     request.upload_handlers = [handler]
@@ -69,7 +85,8 @@ def _receive(request: HttpRequest, task_id: str) -> HttpResponse:
     except RequestDataTooBig:
         # DATA_UPLOAD_MAX_MEMORY_SIZE bounds the fields besides the file: the form's few parameters
         # are tiny, so only a misdirected or hostile post reaches it.
-        return error_response(
+        return _refuse(
+            task,
             "The upload's form fields are larger than the engine accepts: send the form's parameters, "
             "then the file as the field `file`.",
             "FIELDS_TOO_LARGE",
@@ -77,25 +94,28 @@ def _receive(request: HttpRequest, task_id: str) -> HttpResponse:
         )
     except (MultiPartParserError, TooManyFieldsSent) as error:
         logger.info("Unreadable upload for task %s: %s", task.pk, error)
-        return error_response(
+        return _refuse(
+            task,
             "The upload could not be read as a multipart form: send the form's parameters, "
             "then the file as the field `file`.",
             "INVALID_UPLOAD",
             status=400,
         )
     if handler.exceeded:
-        return _too_large(limit)
+        return _too_large(task, limit)
     if not signing.upload_is_valid(
         str(task.pk), expires=fields.get("expires", ""), signature=fields.get("signature", "")
     ):
-        return error_response(
+        return _refuse(
+            task,
             "The upload form's signature is invalid or has expired; create a new upload task.",
             "INVALID_SIGNATURE",
             status=403,
         )
     upload = files.get("file")
     if upload is None:
-        return error_response(
+        return _refuse(
+            task,
             "No file was sent: post the form parameters, then the file as the field `file`, last.",
             "INVALID_DATA",
             status=422,
@@ -104,7 +124,7 @@ def _receive(request: HttpRequest, task_id: str) -> HttpResponse:
     try:
         task = services.upload_receive(task=task, filename=upload.name or "file", content=upload)
     except services.UploadRejected as error:
-        return error_response(error.message, error.code, status=error.status)
+        return _refuse(task, error.message, error.code, status=error.status)
     redirect = task.payload.get("redirect")
     if isinstance(redirect, str) and redirect:
         return HttpResponseRedirect(redirect, status=303)
