@@ -47,7 +47,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ccweb.apps.AdminConfig",  # django.contrib.admin, with ccweb.admin.AdminSite
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -58,9 +58,17 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "conversions",
     "engine",
+    "ops",
+    # Accounts (see "Accounts" below): after ccweb's apps, so templates/ and conversions' templates win.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
 ]
 
 MIDDLEWARE = [
+    # Outermost, to count the webhook endpoint's final answers (/metrics).
+    "ops.middleware.WebhookResponseCounter",
     "django.middleware.security.SecurityMiddleware",
     "conversions.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -69,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -85,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "conversions.accounts.context",
             ],
         },
     },
@@ -94,18 +104,31 @@ TEMPLATES = [
 WEB_PROCESSES = env.int("WEB_PROCESSES", default=2)
 WEB_THREADS = env.int("WEB_THREADS", default=8)
 WORKER_PROCESSES = env.int("WORKER_PROCESSES", default=1)
+# Processes of the loopback engine server ccweb_serve starts for ccweb's own calls to its engine
+# (ENGINE_INTERNAL_URL), WEB_THREADS threads each; 0: none, ccweb's calls go through the public server.
+ENGINE_SERVER_PROCESSES = env.int("ENGINE_SERVER_PROCESSES", default=1)
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server, the worker and the engine write concurrently: WAL lets readers go on,
     # IMMEDIATE takes the write lock up front so transactions wait instead of failing.
+    # synchronous=NORMAL, SQLite's advice for WAL: a commit is not flushed to disk by itself (that is
+    # a few ms each, and a job commits a few dozen times), the WAL is at each checkpoint. The database
+    # never corrupts; a power cut (not a crash of ccweb) may lose the last commits. FULL flushes each.
+    _SQLITE_SYNCHRONOUS = env.str("SQLITE_SYNCHRONOUS", default="NORMAL").upper()
+    if _SQLITE_SYNCHRONOUS not in {"NORMAL", "FULL"}:
+        raise ImproperlyConfigured("SQLITE_SYNCHRONOUS must be NORMAL or FULL.")
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "timeout": env.float("SQLITE_TIMEOUT", default=30.0),
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL;",
+            "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={_SQLITE_SYNCHRONOUS};",
         }
     )
+    # Each request thread keeps its connection: closing the last one to a WAL database checkpoints
+    # and deletes the WAL, and the next request recreates and syncs it, reading the schema again
+    # (about 10 ms per request that writes, measured by bench/webhooks.py). 0: close after each request.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("SQLITE_CONN_MAX_AGE", default=600)
     # Tests run a live server and a worker in threads: they need a real file, not :memory:.
     # One file per test process, so parallel runs do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -129,9 +152,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "conversions:dashboard"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "account_login"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -146,6 +173,10 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = not PRODUCTION
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 MEDIA_URL = "media/"
+# Uploads being received are written here, then moved into the engine's storage: on the file system
+# of MEDIA_ROOT that move is a rename, so a file is written once (elsewhere it is copied).
+FILE_UPLOAD_TEMP_DIR = Path(env.str("FILE_UPLOAD_TEMP_DIR", default=str(DATA_DIR / "uploading")))
+FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 
 STORAGES = {
     # ccweb's own copies of converted files.
@@ -197,10 +228,66 @@ TASKS = {
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ccweb <ccweb@localhost>")
 
+# --- Accounts (django-allauth; ccweb's side in conversions/accounts.py) ----------------------------
+# Who may sign up: open (anyone), invite (only someone holding a valid team invitation, with the
+# address it was sent to), closed (staff create accounts). Production defaults to invite: conversions
+# cost the API account's credits.
+ACCOUNT_SIGNUP = env.str("ACCOUNT_SIGNUP", default="invite" if PRODUCTION else "open")
+if ACCOUNT_SIGNUP not in {"open", "invite", "closed"}:
+    raise ImproperlyConfigured("ACCOUNT_SIGNUP must be 'open', 'invite' or 'closed'.")
+ACCOUNT_ADAPTER = "conversions.accounts.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "conversions.accounts.SocialAccountAdapter"
+ACCOUNT_FORMS = {"signup": "conversions.accounts.SignupForm"}
+# People log in with their username or their e-mail address.
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+# mandatory: an account signed up for logs in once its address is verified (a link sent to it);
+# optional: the link is sent, logging in does not wait for it; none: nothing is sent.
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
+if ACCOUNT_EMAIL_VERIFICATION not in {"mandatory", "optional", "none"}:
+    raise ImproperlyConfigured("ACCOUNT_EMAIL_VERIFICATION must be 'mandatory', 'optional' or 'none'.")
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[ccweb] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Days a team invitation's link stays valid.
+TEAM_INVITATION_DAYS = env.int("TEAM_INVITATION_DAYS", default=7)
+# Optional sign-in through an OpenID Connect provider (Keycloak, Authentik, Google...), configured
+# here only: OIDC_SERVER_URL is the issuer (its /.well-known/openid-configuration is read). The
+# provider calls back at PUBLIC_URL/accounts/oidc/sso/login/callback/.
+OIDC_SERVER_URL = env.str("OIDC_SERVER_URL", default="").rstrip("/")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_NAME = env.str("OIDC_NAME", default="Single sign-on")
+if OIDC_SERVER_URL and not OIDC_CLIENT_ID:
+    raise ImproperlyConfigured("OIDC_CLIENT_ID must be set with OIDC_SERVER_URL.")
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": OIDC_NAME,
+                "client_id": OIDC_CLIENT_ID,
+                "secret": OIDC_CLIENT_SECRET,
+                "settings": {"server_url": OIDC_SERVER_URL},
+            }
+        ]
+        if OIDC_SERVER_URL
+        else [],
+    }
+}
+# Seconds per call to the provider (discovery, token, user info).
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+
 # --- How ccweb is reached, and which API it talks to -------------------------------------------
 PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 ENGINE_EMBEDDED = env.bool("ENGINE_EMBEDDED", default=True)
 ENGINE_URL = env.str("ENGINE_URL", default="").rstrip("/") or f"{PUBLIC_URL}/engine"
+# Where ccweb's own client calls the engine's API when it is not ENGINE_URL (the engine's links, upload
+# forms and downloads, keep ENGINE_URL). `manage.py ccweb_serve` sets it to an engine server of its own on
+# a loopback port, so a request to ccweb never waits for a thread of the pool it holds one of.
+ENGINE_INTERNAL_URL = env.str("ENGINE_INTERNAL_URL", default="").rstrip("/")
 ENGINE_API_KEY = _required_in_production("ENGINE_API_KEY", SECRET_KEY)
 ENGINE_WEBHOOK_SECRET = _required_in_production("ENGINE_WEBHOOK_SECRET", SECRET_KEY)
 
@@ -263,6 +350,28 @@ CONVERSIONS_MAX_UPLOAD_SIZE = env.int("CONVERSIONS_MAX_UPLOAD_SIZE", default=100
 # Largest webhook body accepted (bigger: 413), read past Django's DATA_UPLOAD_MAX_MEMORY_SIZE
 # (2.5 MB): a job's body grows by a few hundred bytes per output file (5000 pages: about 1.6 MB).
 CONVERSIONS_WEBHOOK_MAX_BODY = env.int("CONVERSIONS_WEBHOOK_MAX_BODY", default=32 * 1024 * 1024)
+# The webhook's log (admin): bodies of accepted deliveries up to this size are kept for a replay;
+# of a rejected one only its first bytes; both for CONVERSIONS_WEBHOOK_LOG_DAYS (then an accepted
+# delivery keeps only its hash, which recognises a late duplicate, and a rejected one goes).
+CONVERSIONS_WEBHOOK_LOG_BODY_MAX = env.int("CONVERSIONS_WEBHOOK_LOG_BODY_MAX", default=2 * 1024 * 1024)
+CONVERSIONS_WEBHOOK_LOG_REJECTED_BYTES = env.int("CONVERSIONS_WEBHOOK_LOG_REJECTED_BYTES", default=1024)
+CONVERSIONS_WEBHOOK_LOG_DAYS = env.int("CONVERSIONS_WEBHOOK_LOG_DAYS", default=30)
+# Stored converted files are deleted this many days after their conversion ended (a team may set its
+# own for what is shared with it); 0 keeps them. Pages say so CONVERSIONS_RETENTION_WARNING_DAYS
+# ahead. The sweep runs every CONVERSIONS_RETENTION_INTERVAL seconds (conversions.tasks.retention_sweep).
+CONVERSIONS_RETENTION_DAYS = env.int("CONVERSIONS_RETENTION_DAYS", default=0)
+CONVERSIONS_RETENTION_WARNING_DAYS = env.int("CONVERSIONS_RETENTION_WARNING_DAYS", default=3)
+CONVERSIONS_RETENTION_INTERVAL = env.int("CONVERSIONS_RETENTION_INTERVAL", default=3600)
+# The activity log (who shared, downloaded, deleted...) keeps this many days; 0 keeps it all.
+CONVERSIONS_ACTIVITY_LOG_DAYS = env.int("CONVERSIONS_ACTIVITY_LOG_DAYS", default=365)
+
+# --- Operations: /healthz, /readyz, /metrics (ops/) ------------------------------------------------
+# Prometheus sends it as "Authorization: Bearer <token>". Empty: /metrics is open in development and
+# off (403) in production.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Task time (ccweb_engine_task_duration_seconds) and webhook rejections (ccweb_webhook_rejections_recent)
+# cover this many seconds before the scrape.
+METRICS_WINDOW = env.int("METRICS_WINDOW", default=300)
 
 # --- Content-Security-Policy (django-csp) ---------------------------------------------------------
 # No inline script or style anywhere: pages load static/js/*.js and css/app.css, thumbnails come
@@ -305,3 +414,5 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Probes and Prometheus often speak plain HTTP to the instance itself, behind the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -4,7 +4,9 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Log in, sign up, e-mail verification, password reset, OpenID Connect (django-allauth).
+    path("accounts/", include("allauth.urls")),
+    path("", include("ops.urls")),
     path("", include("conversions.urls")),
 ]
 

@@ -1,6 +1,7 @@
 """Reads shared by several views: what a user may see, and what the API can convert."""
 
 import logging
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
@@ -12,12 +13,14 @@ from django.utils import timezone
 from conversions.cloudconvert.client import Client, api_config
 from conversions.catalogue import Catalogue
 from conversions.cloudconvert.errors import ApiError
-from conversions.models import ConversionJob, DailyJobCount, OutputFile, Preset, Team
+from conversions.models import ConversionJob, DailyJobCount, Membership, OutputFile, Preset, Team
 
 logger = logging.getLogger(__name__)
 
 FORMATS_CACHE_SECONDS = 600
 FAILURE_CACHE_SECONDS = 30
+# How long the API keeps a job's files (CloudConvert: 24 h), and so the original a retry needs.
+API_FILE_RETENTION = timedelta(hours=24)
 
 
 def _page_client() -> Client:
@@ -30,10 +33,16 @@ def teams_of(user: AbstractBaseUser) -> QuerySet[Team]:
     return Team.objects.filter(members=user)
 
 
+def teams_shared_to_by(user: AbstractBaseUser) -> QuerySet[Team]:
+    """The teams the user may share their jobs with: all of theirs but those they only view."""
+    return Team.objects.filter(memberships__user=user, memberships__role__in=Membership.SHARERS)
+
+
 def teams_for_sharing(job: ConversionJob) -> QuerySet[Team]:
-    """The teams the owner may share a job with: theirs, and the one it is shared with now
-    (kept even after the owner left it, so saving the page does not quietly unshare)."""
-    return Team.objects.filter(Q(members=job.user_id) | Q(pk=job.team_id)).distinct()
+    """The teams the owner may share a job with (teams_shared_to_by), and the one it is shared
+    with now (kept even after the owner left it, so saving the page does not quietly unshare)."""
+    sharers = Membership.objects.filter(user=job.user_id, role__in=Membership.SHARERS).values("team_id")
+    return Team.objects.filter(Q(pk__in=sharers) | Q(pk=job.team_id))
 
 
 def jobs_visible_to(user: AbstractBaseUser) -> QuerySet[ConversionJob]:
@@ -58,7 +67,10 @@ def jobs_matching(
     searched by file name, filtered by status and format."""
     # Only what a row shows: the raw payload (every task, every URL) is for the job page.
     files = OutputFile.objects.only("uuid", "job_id", "filename", "thumbnail")
-    row = ("uuid", "status", "input_filename", "output_format", "percent", "error_message", "created_at", "updated_at")
+    row = (
+        "uuid", "status", "input_filename", "source_url", "output_format", "percent", "error_message",
+        "created_at", "updated_at",
+    )
     if shared:
         jobs = jobs_shared_with(user).select_related("user", "team").only(*row, "user__username", "team__name")
     else:
@@ -122,6 +134,29 @@ def job_owned_by(*, user: AbstractBaseUser, uuid: object) -> ConversionJob:
     if job is None:
         raise Http404("No such conversion.")
     return job
+
+
+def job_can_retry(job: ConversionJob) -> bool:
+    """Whether Retry can work: a failed job whose file the API can still give back (a URL to
+    import again, or an original that reached the API less than a day ago and is being exported
+    for it). A job that failed before any file arrived has nothing to convert again."""
+    if job.status != ConversionJob.Status.ERROR:
+        return False
+    if job.source_url:
+        return True
+    if job.finished_at is None or timezone.now() - job.finished_at > API_FILE_RETENTION:
+        return False
+    imported = any(
+        t.get("operation", "").startswith("import/") and t.get("status") == "finished" for t in job.tasks
+    )
+    original = next((t for t in job.tasks if t.get("name") == ConversionJob.ORIGINAL_EXPORT), None)
+    return imported and original is not None and original.get("status") != "error"
+
+
+def job_tasks_shown(job: ConversionJob) -> list[dict]:
+    """The job's tasks as its page lists them: not the export of the original, which ccweb adds
+    for itself (a retry imports from it) and the user never asked for."""
+    return [task for task in job.task_rows if task.get("name") != ConversionJob.ORIGINAL_EXPORT]
 
 
 def file_for_user(*, user: AbstractBaseUser, uuid: object) -> OutputFile:

@@ -4,23 +4,37 @@ Views, the webhook, the poller and admin actions all go through these functions,
 payload is applied the same way whichever way it arrived."""
 
 import hashlib
+import json
 import logging
+import re
+from collections.abc import Iterable
 from datetime import date, timedelta
+from tempfile import TemporaryFile
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.files.base import ContentFile, File
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
-from conversions import selectors
+from conversions import activity, selectors
 from conversions.catalogue import input_format_of
-from conversions.cloudconvert.client import api_config, get_client
+from conversions.cloudconvert.client import Client, api_config, get_client
 from conversions.cloudconvert.errors import ApiError, InvalidData, NotFound, Unauthenticated
-from conversions.models import ConversionJob, DailyJobCount, OutputFile, Preset, Team, WebhookDelivery
+from conversions.models import (
+    ConversionJob,
+    DailyJobCount,
+    OutputFile,
+    Preset,
+    QuotaOverride,
+    Team,
+    WebhookDelivery,
+)
 from conversions.payloads import MalformedPayload, job_payload_clean
 from conversions.thumbnails import thumbnail_png
 
@@ -29,6 +43,18 @@ logger = logging.getLogger(__name__)
 Status = ConversionJob.Status
 ORIGINAL_EXPORT = ConversionJob.ORIGINAL_EXPORT
 POLL_AFTER_CAP = timedelta(hours=24)
+# A page watching a running job asks the API itself when nobody asked for a while: the API only
+# calls back when a job ends, and the poller's backoff (or a worker busy converting) would leave
+# a 25 s conversion showing "Waiting" until it is over. The interval grows with the job's age,
+# from the minimum to the maximum (a job waiting hours for its file): one question per job and
+# interval, however many pages watch it.
+LIVE_REFRESH_MIN = timedelta(seconds=3)
+LIVE_REFRESH_MAX = timedelta(seconds=30)
+LIVE_REFRESH_AGE_RATIO = 20
+# A page waits on these calls: a short timeout and no retry (the poller keeps retrying anyway).
+LIVE_REFRESH_TIMEOUT = 5
+# The codes an upload URL sends the browser back with (engine: ?upload_error=CODE).
+UPLOAD_ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 class ConversionError(Exception):
@@ -56,13 +82,51 @@ class QuotaExceeded(ConversionError):
     pass
 
 
+class OptionsRefused(ConversionError):
+    """The API refused the settings when asked to create the job: nothing was started.
+    `errors` maps option names to what the API said of each."""
+
+    def __init__(self, message: str, *, errors: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+def daily_quotas_of(user_ids: Iterable[int]) -> dict[int, int]:
+    """How many conversions each user may start per day (0: no limit), in one query: their own
+    override if staff set one, else the most generous override of their teams (any role), else
+    CONVERSIONS_DAILY_JOB_QUOTA."""
+    user_ids = list(user_ids)
+    own: dict[int, int] = {}
+    teams: dict[int, list[int]] = {}
+    overrides = QuotaOverride.objects.filter(Q(user__in=user_ids) | Q(team__memberships__user__in=user_ids))
+    for user_id, member_id, limit in overrides.values_list("user_id", "team__memberships__user", "daily_jobs"):
+        if user_id is not None:
+            own[user_id] = limit
+        elif member_id in user_ids:
+            teams.setdefault(member_id, []).append(limit)
+    quotas = {}
+    for user_id in user_ids:
+        if user_id in own:
+            quotas[user_id] = own[user_id]
+        elif user_id in teams:
+            quotas[user_id] = 0 if 0 in teams[user_id] else max(teams[user_id])
+        else:
+            quotas[user_id] = settings.CONVERSIONS_DAILY_JOB_QUOTA
+    return quotas
+
+
+def daily_quota_of(user: AbstractBaseUser) -> int:
+    """The user's daily quota (daily_quotas_of); 0: no limit."""
+    return daily_quotas_of([user.pk])[user.pk]
+
+
 def _quota_take(*, user: AbstractBaseUser, day: date) -> None:
     """Count one more job started today, refusing beyond the user's daily quota
-    (CONVERSIONS_DAILY_JOB_QUOTA, 0: none). Call inside a transaction: the user's counter row
-    stays locked until it commits, so parallel starts wait for each other instead of all reading
-    the same count (SQLite's IMMEDIATE transactions serialise them just the same)."""
+    (daily_quota_of). Call inside a transaction: the user's counter row stays locked until it
+    commits, so parallel starts wait for each other instead of all reading the same count
+    (SQLite's IMMEDIATE transactions serialise them just the same)."""
     counter, _ = DailyJobCount.objects.select_for_update().get_or_create(user=user, day=day)
-    quota = settings.CONVERSIONS_DAILY_JOB_QUOTA
+    quota = daily_quota_of(user)
     if quota and counter.started >= quota:
         raise QuotaExceeded(
             f"You have reached today's limit of {quota} conversions. You can convert more files tomorrow."
@@ -135,6 +199,14 @@ def job_start(
     tasks = _job_tasks(job, redirect_after_upload=redirect_after_upload)
     try:
         payload = get_client().create_job(tasks=tasks, tag=job.tag, webhook_url=webhook_url())
+    except InvalidData as error:
+        # Settings the user can correct on the form: no failed job is left behind for them.
+        logger.info("job %s: the API refused its settings: %r", job.uuid, error)
+        _quota_give_back(user=user, day=today)
+        job.delete()
+        # "tasks.convert.quality" → "quality": the user set options, not tasks.
+        errors = {name.rsplit(".", 1)[-1]: messages for name, messages in error.errors.items()}
+        raise OptionsRefused(api_error_sentence(error), errors=errors) from error
     except ApiError as error:
         logger.warning("job %s: the API refused to create it: %r", job.uuid, error)
         _quota_give_back(user=user, day=today)
@@ -165,18 +237,27 @@ def job_retry(*, job: ConversionJob) -> ConversionJob:
         input_filename=job.input_filename,
         source_url=source_url,
         notify_by_email=job.notify_by_email,
-        # Still shared with the team, unless the owner has left it since.
-        team=selectors.teams_of(job.user).filter(pk=job.team_id).first(),
+        # Still shared with the team, unless the owner has left it (or only views it) since.
+        team=selectors.teams_shared_to_by(job.user).filter(pk=job.team_id).first(),
     )
 
 
-def job_share(*, job: ConversionJob, team: Team | None) -> ConversionJob:
+def job_share(*, job: ConversionJob, team: Team | None, by: AbstractBaseUser) -> ConversionJob:
     """Let one of the owner's teams see the job and its files, or (None) nobody but the owner.
-    The team it is shared with now may stay, even if the owner has left it."""
+    The team it is shared with now may stay, even if the owner has left it. Both teams' logs
+    tell: the one it leaves and the one it joins."""
     if team is not None and not selectors.teams_for_sharing(job).filter(pk=team.pk).exists():
         raise ConversionError("You can only share with a team you belong to.")
-    job.team = team
-    job.save(update_fields=["team", "updated_at"])
+    before = job.team_id
+    if before == (team.pk if team else None):
+        return job
+    with transaction.atomic():
+        if before is not None:
+            activity.record(actor=by, verb=activity.UNSHARED, target=job, team=before)
+        job.team = team
+        job.save(update_fields=["team", "updated_at"])
+        if team is not None:
+            activity.record(actor=by, verb=activity.SHARED, target=job, team=team)
     return job
 
 
@@ -212,8 +293,9 @@ def job_cancel(*, job: ConversionJob) -> ConversionJob:
     return job_refresh(job=job)
 
 
-def job_delete(*, job: ConversionJob) -> None:
-    """Delete the job here and at the API (its files there too)."""
+def job_delete(*, job: ConversionJob, by: AbstractBaseUser, detail: dict | None = None) -> None:
+    """Delete the job here and at the API (its files there too); the owner's and the team's logs
+    keep a line of it, saying who (`detail`: how, e.g. from the admin)."""
     if job.remote_job_id:
         try:
             get_client().delete_job(job.remote_job_id)
@@ -223,7 +305,9 @@ def job_delete(*, job: ConversionJob) -> None:
         for stored in (output.file, output.thumbnail):
             if stored:
                 stored.delete(save=False)
-    job.delete()
+    with transaction.atomic():
+        job.delete()
+        activity.record(actor=by, verb=activity.DELETED, target=job, detail=detail)
 
 
 def _status_of(payload: dict) -> str:
@@ -255,11 +339,29 @@ def job_apply_payload(*, payload: dict) -> ConversionJob | None:
     """Bring our record in line with a job object from the API (webhook or poll).
 
     Idempotent; unknown jobs are ignored; a status never moves backwards. A payload of the wrong
-    shape raises MalformedPayload before anything is written."""
-    payload = job_payload_clean(payload)
+    shape raises MalformedPayload before anything is written. Returns the job as it now is."""
+    applied = _job_apply_clean(job_payload_clean(payload))
+    return ConversionJob.objects.get(pk=applied.pk) if applied is not None else None
+
+
+def _job_apply_clean(payload: dict) -> ConversionJob | None:
+    """job_apply_payload for a payload already checked by job_payload_clean; the job it applied to
+    (with only the fields it decided on loaded), None for an unknown job.
+
+    Reads and writes only the fields it decides on, in the caller's transaction when there is one
+    (no savepoint of its own: a failure here fails the caller's, as it must)."""
     remote_id = payload["id"]
-    with transaction.atomic():
-        job = ConversionJob.objects.select_for_update().filter(remote_job_id=remote_id).first()
+    with transaction.atomic(savepoint=False):
+        # Only what deciding needs: the stored payload (up to megabytes of JSON) is replaced, not read.
+        job = next(
+            iter(
+                ConversionJob.objects.select_for_update()
+                .filter(remote_job_id=remote_id)
+                .only("id", "status", "input_filename", "notify_by_email")
+                .order_by()[:1]
+            ),
+            None,
+        )
         if job is None:
             return None
         new_status = _status_of(payload)
@@ -271,17 +373,21 @@ def job_apply_payload(*, payload: dict) -> ConversionJob | None:
         job.payload = payload
         job.status = new_status
         job.percent = _percent(tasks, new_status)
+        changed = ["payload", "status", "percent", "updated_at"]
         if not job.input_filename:
             job.input_filename = _input_filename(tasks)
+            changed.append("input_filename")
         if new_status == Status.ERROR:
             job.error_message, job.error_code = _failure_sentence(tasks)
+            changed += ["error_message", "error_code"]
         if new_status in ConversionJob.TERMINAL:
             job.finished_at = timezone.now()
+            changed.append("finished_at")
             if job.notify_by_email:
                 from conversions.tasks import notify_owner
 
                 transaction.on_commit(lambda: notify_owner.enqueue(job.id))
-        job.save()
+        job.save(update_fields=changed)
         created = _record_outputs(job, tasks) if new_status == Status.FINISHED else 0
     if created:
         from conversions.tasks import store_outputs
@@ -316,8 +422,12 @@ def _input_filename(tasks: list[dict]) -> str:
 
 
 def _record_outputs(job: ConversionJob, tasks: list[dict]) -> int:
-    """Our rows for the job's exported files, in a few queries however many files (a job may
-    export thousands of pages)."""
+    """Our rows for the job's exported files, in one INSERT per 500 files however many (a job may
+    export thousands of pages); how many files the job has.
+
+    Called once per job, in the transaction that makes it finished (a finished job is never
+    applied again), so no row of it exists yet: nothing to read or update first. A row that is
+    there all the same (same job and file name) is kept as it is."""
     found: dict[str, tuple[int | None, str]] = {}
     for task in tasks:
         if task.get("operation") != "export/url" or task.get("name") == ORIGINAL_EXPORT:
@@ -326,21 +436,12 @@ def _record_outputs(job: ConversionJob, tasks: list[dict]) -> int:
             continue
         for item in (task.get("result") or {}).get("files") or []:
             found[str(item.get("filename"))[:255]] = (item.get("size"), item.get("url") or "")
-    known = {output.filename: output for output in job.files.all()}
-    changed = []
-    for filename, (size, url) in found.items():
-        output = known.get(filename)
-        if output is not None and (output.size, output.remote_url) != (size, url):
-            output.size, output.remote_url = size, url
-            changed.append(output)
-    OutputFile.objects.bulk_update(changed, ["size", "remote_url"], batch_size=500)
-    new = [
-        OutputFile(job=job, filename=filename, size=size, remote_url=url)
-        for filename, (size, url) in found.items()
-        if filename not in known
-    ]
-    OutputFile.objects.bulk_create(new, batch_size=500)
-    return len(new)
+    OutputFile.objects.bulk_create(
+        [OutputFile(job=job, filename=filename, size=size, remote_url=url) for filename, (size, url) in found.items()],
+        batch_size=500,
+        ignore_conflicts=True,
+    )
+    return len(found)
 
 
 def webhook_receive(*, body: bytes, event: str, job_payload: object) -> str:
@@ -351,26 +452,114 @@ def webhook_receive(*, body: bytes, event: str, job_payload: object) -> str:
     goes too, and the sender's retry of the same body is applied rather than taken for a
     duplicate. A concurrent copy of the body waits on the record's unique key, then is one."""
     job_payload = job_payload_clean(job_payload)
-    digest = hashlib.sha256(body).hexdigest()
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                WebhookDelivery.objects.create(
-                    body_sha256=digest, event=event.replace("\x00", "")[:32], remote_job_id=job_payload["id"][:64]
-                )
-        except IntegrityError:
+        if not _delivery_record(body=body, event=event, remote_job_id=job_payload["id"]):
             return "duplicate"
-        job = job_apply_payload(payload=job_payload)
+        job = _job_apply_clean(job_payload)
     return "applied" if job else "unknown job"
 
 
-def job_refresh(*, job: ConversionJob) -> ConversionJob:
-    """Ask the API for the job's state now (the poller's and the admin's way in).
+def _delivery_record(*, body: bytes, event: str, remote_job_id: str) -> bool:
+    """Record a delivery once, with its body for a replay from the admin unless it is larger than
+    CONVERSIONS_WEBHOOK_LOG_BODY_MAX; False when it already was (a replay).
+
+    One INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike): the ORM's create() would
+    need a savepoint around it to survive the duplicate key, three statements instead of one."""
+    table = WebhookDelivery._meta.db_table
+    fields = ("body_sha256", "event", "remote_job_id", "received_at", "rejected_because", "detail", "body_size", "body")
+    columns = ", ".join(connection.ops.quote_name(WebhookDelivery._meta.get_field(name).column) for name in fields)
+    key = connection.ops.quote_name(WebhookDelivery._meta.get_field("body_sha256").column)
+    kept = body if len(body) <= settings.CONVERSIONS_WEBHOOK_LOG_BODY_MAX else None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(table)} ({columns}) VALUES (%s, %s, %s, %s, '', '', %s, %s) "
+            f"ON CONFLICT ({key}) DO NOTHING RETURNING 1",
+            [
+                hashlib.sha256(body).hexdigest(),
+                event.replace("\x00", "")[:32],
+                remote_job_id[:64],
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                len(body),
+                kept,
+            ],
+        )
+        return cursor.fetchone() is not None
+
+
+def webhook_reject(*, reason: str, detail: str, body: bytes | None, size: int | None) -> WebhookDelivery:
+    """Log a delivery the webhook refused (WebhookDelivery.Rejection) in one INSERT, with at most
+    the first CONVERSIONS_WEBHOOK_LOG_REJECTED_BYTES of its body and, when the body names one,
+    the job it claims to be about (unverified: for finding it in the log, nothing else)."""
+    kept = body[: settings.CONVERSIONS_WEBHOOK_LOG_REJECTED_BYTES] if body else None
+    return WebhookDelivery.objects.create(
+        body_sha256=None,
+        event=_claimed(body, "event")[:32],
+        remote_job_id=_claimed(body, "id")[:64],
+        rejected_because=WebhookDelivery.Rejection(reason),
+        detail=detail.replace("\x00", "")[:500],
+        body_size=size,
+        body=kept or None,
+    )
+
+
+# The parts of a webhook body a rejection is filed under: `"event":"job.failed"`, the job's `"id":"…"`.
+CLAIMED = {
+    "event": re.compile(rb'"event"\s*:\s*"([A-Za-z0-9._-]{1,32})"'),
+    "id": re.compile(rb'"id"\s*:\s*"([A-Za-z0-9-]{1,64})"'),
+}
+
+
+def _claimed(body: bytes | None, name: str) -> str:
+    """What a rejected body says of itself, found by a pattern over its first bytes: it may be
+    anything, so it is neither parsed whole nor believed."""
+    if not body:
+        return ""
+    found = CLAIMED[name].search(body[: settings.CONVERSIONS_WEBHOOK_LOG_REJECTED_BYTES])
+    return found.group(1).decode() if found else ""
+
+
+def webhook_replay(*, delivery: WebhookDelivery) -> ConversionJob:
+    """Apply a logged delivery's body again (staff, from the admin): for one that came before its
+    job was known here, or was applied wrongly. As for any delivery, nothing moves a job
+    backwards. Returns the job; raises ConversionError saying why it could not."""
+    if delivery.rejected_because:
+        raise ConversionError("It was rejected, so its body was neither trusted nor kept whole.")
+    if not delivery.body:
+        raise ConversionError("Its body was not kept (larger than the log keeps, or too old).")
+    try:
+        _, job_payload = webhook_body_parse(bytes(delivery.body))
+        job = job_apply_payload(payload=job_payload)
+    except MalformedPayload as error:
+        raise ConversionError(f"Its body cannot be applied: {error}.") from error
+    if job is None:
+        raise ConversionError(f"No job here has the API's id {delivery.remote_job_id or '(none)'}.")
+    return job
+
+
+def webhook_body_parse(body: bytes) -> tuple[str, object]:
+    """The event name and the job object of a webhook body, not yet checked (job_payload_clean);
+    MalformedPayload when it is not a JSON object with an event name."""
+    try:
+        # NaN and Infinity are not JSON, and no database stores them in a JSON column.
+        data = json.loads(body, parse_constant=_no_constants)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise MalformedPayload(str(error)) from error
+    if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+        raise MalformedPayload("the body is not an object with an event name")
+    return data["event"], data.get("job")
+
+
+def _no_constants(name: str) -> float:
+    raise MalformedPayload(f"{name} is not JSON")
+
+
+def job_refresh(*, job: ConversionJob, client: Client | None = None) -> ConversionJob:
+    """Ask the API for the job's state now (the poller's, the admin's and a watching page's way in).
 
     When the API asks to be left alone for a while (Retry-After), the job keeps until when in
     poll_after, and the poller does not ask again before then."""
     try:
-        payload = get_client().show_job(job.remote_job_id)
+        payload = (client or get_client()).show_job(job.remote_job_id)
     except NotFound:
         with transaction.atomic():
             job = ConversionJob.objects.select_for_update().get(pk=job.pk)
@@ -394,12 +583,113 @@ def job_refresh(*, job: ConversionJob) -> ConversionJob:
         raise ApiError("The conversion service answered in a form ccweb does not understand.") from error
 
 
-def output_store(*, output: OutputFile) -> bool:
-    """Copy one converted file from the API's export URL into our storage (once)."""
-    if output.file or not output.remote_url:
-        return False
-    from tempfile import TemporaryFile
+def _live_client() -> Client:
+    return Client(api_config(), max_retries=0, timeout=LIVE_REFRESH_TIMEOUT)
 
+
+def _live_refresh_interval(job: ConversionJob) -> timedelta:
+    """How old a running job's data may be before a watching page asks the API: a few seconds
+    while the job is young, up to LIVE_REFRESH_MAX for one nobody has given a file for hours."""
+    age = timezone.now() - job.created_at
+    return min(LIVE_REFRESH_MAX, max(LIVE_REFRESH_MIN, age / LIVE_REFRESH_AGE_RATIO))
+
+
+def jobs_refresh_stale(*, jobs: Iterable[ConversionJob], limit: int, every: timedelta | None = None) -> int:
+    """Bring up to `limit` running jobs that pages are watching up to date with the API, the
+    least recently changed first. Each job is asked about at most once per `every` (by default
+    its age-based interval), whichever page, tab or process sharing the cache watches it.
+    Returns how many were asked.
+
+    Not "changed recently" but "asked recently" decides: a job waiting for its file changes
+    nothing here when the file reaches the API. API trouble leaves pages showing what was
+    known; the poller keeps going regardless."""
+    running = sorted((job for job in jobs if job.is_running and job.remote_job_id), key=lambda job: job.updated_at)
+    now = timezone.now()
+    client = None
+    asked = 0
+    for job in running:
+        if asked >= limit:
+            break
+        if job.poll_after and job.poll_after > now:
+            continue  # the API asked not to be asked before then
+        interval = every or _live_refresh_interval(job)
+        if not cache.add(f"conversions:live-refresh:{job.pk}", True, interval.total_seconds()):
+            continue  # asked a moment ago
+        client = client or _live_client()
+        asked += 1
+        try:
+            job_refresh(job=job, client=client)
+        except ApiError as error:
+            logger.info("job %s: could not refresh it for a page: %r", job.uuid, error)
+            break  # the API is slow or down: the page does not wait for the others too
+    return asked
+
+
+def _upload_waits(payload: dict) -> bool:
+    return any(
+        task.get("operation") == "import/upload" and task.get("status") == "waiting"
+        for task in payload.get("tasks") or []
+    )
+
+
+def _upload_refusal_sentence(code: str) -> str:
+    if code == "FILE_TOO_LARGE":
+        limit = filesizeformat(settings.CONVERSIONS_MAX_UPLOAD_SIZE)
+        return (
+            f"The file was not accepted: it is larger than {limit}, the most a file may have here. "
+            "Start a new conversion with a smaller file."
+        )
+    if code == "INVALID_SIGNATURE":
+        return "The file was not accepted because the upload form had expired. Start a new conversion."
+    return "The conversion service did not accept the file. Start a new conversion and try again."
+
+
+def job_upload_refused(*, job: ConversionJob, code: str) -> ConversionJob:
+    """The API sent the browser back without the file it posted (too large, form expired...).
+
+    What the browser says is only believed once the API confirms that the job still waits for
+    its file: then the job ends here, in words, its start is given back to the daily quota (it
+    converted nothing), and the API's job is cancelled. A refusal that is stale by now (a form
+    posted again after the file arrived) changes nothing."""
+    if not job.is_running or not job.remote_job_id:
+        return job
+    client = _live_client()
+    try:
+        payload = client.show_job(job.remote_job_id)
+    except ApiError as error:
+        logger.warning("job %s: could not check a refused upload: %r", job.uuid, error)
+        return job
+    if not _upload_waits(payload):
+        return job
+    code = code if UPLOAD_ERROR_CODE.fullmatch(code) else "UPLOAD_REFUSED"
+    with transaction.atomic():
+        job = ConversionJob.objects.select_for_update().get(pk=job.pk)
+        if not job.is_running:
+            return job
+        job.status = Status.ERROR
+        job.error_message = _upload_refusal_sentence(code)
+        job.error_code = code
+        job.finished_at = timezone.now()
+        job.save()
+        _quota_give_back(user=job.user, day=timezone.localdate(job.created_at))
+    try:
+        for task in payload.get("tasks") or []:
+            if task.get("status") in ("waiting", "processing"):
+                try:
+                    client.cancel_task(task["id"])
+                except (InvalidData, NotFound):
+                    pass  # it ended meanwhile
+        # The tasks as they ended, for the job page; the job itself stays as decided above.
+        job.payload = job_payload_clean(client.show_job(job.remote_job_id))
+        job.save(update_fields=["payload", "updated_at"])
+    except (ApiError, MalformedPayload) as error:
+        logger.warning("job %s: could not cancel it at the API after a refused upload: %r", job.uuid, error)
+    return job
+
+
+def _output_fetch(output: OutputFile) -> None:
+    """Download one converted file from the API's export URL into our storage, with its thumbnail;
+    sets both on `output` without saving it."""
     with TemporaryFile() as tmp:
         get_client().download(output.remote_url, tmp)
         tmp.seek(0)
@@ -408,10 +698,49 @@ def output_store(*, output: OutputFile) -> bool:
         preview = thumbnail_png(tmp, output.filename)
     if preview:
         output.thumbnail.save(f"{output.uuid}.png", ContentFile(preview), save=False)
+
+
+def output_store(*, output: OutputFile) -> bool:
+    """Copy one converted file from the API's export URL into our storage (once)."""
+    if output.file or not output.remote_url:
+        return False
+    _output_fetch(output)
     OutputFile.objects.filter(pk=output.pk, file="").update(file=output.file.name, thumbnail=output.thumbnail.name or "")
     # A row of the dashboard is re-rendered when its job changes: the thumbnail is such a change.
     ConversionJob.objects.filter(pk=output.job_id).update(updated_at=timezone.now())
     return True
+
+
+def job_outputs_copy_again(*, job: ConversionJob) -> int:
+    """Copy the job's files from the API into our storage again (staff, from the admin), for
+    copies lost or damaged in storage or never made. A new copy replaces the old one only once it
+    is downloaded whole: when the API no longer offers a file (it keeps them 24 hours), the old copy
+    stays. Returns how many files were copied."""
+    offered = [output for output in job.files.all() if output.remote_url]
+    if not offered:
+        raise ConversionError("The conversion service offers none of its files any more; the stored copies were kept.")
+    for output in offered:
+        old = [stored.name for stored in (output.file, output.thumbnail) if stored]
+        output.file, output.thumbnail = "", ""
+        try:
+            _output_fetch(output)
+        except ApiError as error:
+            logger.warning("file %s: could not be copied again: %r", output.uuid, error)
+            if error.retryable:
+                raise ConversionError(
+                    "The conversion service cannot be reached right now; the stored copies were kept. "
+                    "Try again in a minute."
+                ) from error
+            raise ConversionError(
+                "The conversion service no longer offers its files (it keeps them 24 hours); "
+                "the stored copies were kept."
+            ) from error
+        OutputFile.objects.filter(pk=output.pk).update(file=output.file.name, thumbnail=output.thumbnail.name or "")
+        for name in old:
+            if name not in (output.file.name, output.thumbnail.name):
+                output.file.storage.delete(name)
+    ConversionJob.objects.filter(pk=job.pk).update(updated_at=timezone.now())
+    return len(offered)
 
 
 def job_notify_owner(*, job_id: int) -> bool:

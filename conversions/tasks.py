@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_tasks import task
 
-from conversions import services
+from conversions import retention, services
 from conversions.cloudconvert.errors import ApiError
 from conversions.models import ConversionJob, OutputFile
 
@@ -56,6 +56,9 @@ def store_outputs(job_id: int) -> int:
             stored += services.output_store(output=output)
         except ApiError as error:
             logger.warning("file %s: could not be copied yet (%r); the API URL stays in use", output.uuid, error)
+    if stored:
+        # What is stored is deleted some day: make sure the sweep that does it is running.
+        retention.ensure_scheduled()
     return stored
 
 
@@ -63,3 +66,14 @@ def store_outputs(job_id: int) -> int:
 def notify_owner(job_id: int) -> bool:
     """E-mail the owner that a job ended, if they asked for it (once)."""
     return services.job_notify_owner(job_id=job_id)
+
+
+@task()
+def retention_sweep() -> dict[str, int]:
+    """Delete stored files past their retention and trim the logs; enqueues its own next run."""
+    if not retention.claim_turn():
+        return {}  # another chain swept this turn: let only one live
+    try:
+        return retention.sweep()
+    finally:
+        retention_sweep.using(run_after=timezone.now() + retention.interval()).enqueue()

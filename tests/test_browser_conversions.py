@@ -45,10 +45,13 @@ def test_three_dropped_files_convert_in_parallel_with_their_own_progress(page, a
     page.get_by_role("button", name="Convert").click()
     for n in range(3):
         row = file_row(page, f"photo-{n}.png")
-        expect(row.locator(".state")).to_have_text("Uploaded, converting")
-        expect(row.locator("progress")).to_have_attribute("value", "100")
+        expect(row.get_by_role("link", name="Open")).to_be_visible()  # uploaded
     # One job each, all created before any upload finished converting: they ran side by side.
     assert ConversionJob.objects.count() == 3
+    for n in range(3):
+        row = file_row(page, f"photo-{n}.png")
+        expect(row.locator(".state")).to_have_text("Finished", timeout=60_000)
+        expect(row.locator("progress")).to_have_attribute("value", "100")
     page.get_by_role("link", name="Follow them on the dashboard").click()
     for n in range(3):
         expect(page.locator("#job-rows tr", has_text=f"photo-{n}.png").locator(".status")).to_have_text(
@@ -67,7 +70,6 @@ def test_a_page_range_yields_that_many_images_and_a_zip_of_them(page, alice, wor
     expect(page.get_by_label("Quality")).to_be_hidden()  # not an option of pdf → png
     page.get_by_label("Pages").fill("2-4")
     page.get_by_role("button", name="Convert").click()
-    expect(file_row(page, "manual.pdf").locator(".state")).to_have_text("Uploaded, converting")
     file_row(page, "manual.pdf").get_by_role("link", name="Open").click()
     downloads = page.locator(".files a.download")
     expect(downloads).to_have_count(3, timeout=60_000)
@@ -82,10 +84,12 @@ def test_a_page_range_yields_that_many_images_and_a_zip_of_them(page, alice, wor
 def test_a_waiting_conversion_is_cancelled_from_its_page(page, alice, worker):
     log_in(page, "alice", "alice-password")
     page.goto("/convert/")
+    page.route("**/engine/storage/upload/**", lambda route: None)  # the upload never arrives
+    drop_files(page, [("later.png", png_bytes(), "image/png")])
     page.get_by_label("Convert to", exact=True).select_option("jpg")
-    # Started, but no file given yet: it waits for the upload.
-    page.evaluate("document.getElementById('convert-form').submit()")
-    page.wait_for_url("**/upload/")
+    page.get_by_role("button", name="Convert").click()
+    expect(file_row(page, "later.png").locator(".state")).to_contain_text("Uploading")
+    # Started, but its file never came: it waits for the upload.
     page.get_by_role("link", name="ccweb").click()
     page.locator("#job-rows a").first.click()
     page.get_by_role("button", name="Cancel").click()
@@ -132,7 +136,7 @@ def test_options_saved_as_a_preset_fill_the_form_next_time(page, alice, worker):
     page.get_by_label("Resolution (DPI)").fill("72")
     page.get_by_label("Save these settings as a preset named").fill("Small JPGs")
     page.get_by_role("button", name="Convert").click()
-    expect(file_row(page, "scan.pdf").locator(".state")).to_have_text("Uploaded, converting")
+    expect(file_row(page, "scan.pdf").get_by_role("link", name="Open")).to_be_visible()  # uploaded
     page.goto("/convert/")
     page.get_by_role("link", name="Small JPGs").click()
     expect(page.get_by_label("Convert to", exact=True)).to_have_value("jpg")

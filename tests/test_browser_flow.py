@@ -21,7 +21,7 @@ def test_a_user_converts_a_png_to_jpg_and_downloads_it(page, alice, worker, tmp_
     page.get_by_label("choose files").set_input_files(str(source))
     page.get_by_label("Convert to", exact=True).select_option("jpg")
     page.get_by_role("button", name="Convert").click()
-    expect(page.locator("#file-list li", has_text="sunset.png")).to_contain_text("Uploaded")
+    expect(page.locator("#file-list li", has_text="sunset.png").get_by_role("link", name="Open")).to_be_visible()
     page.get_by_role("link", name="Follow them on the dashboard").click()
     row = page.locator("#job-rows tr", has_text="sunset.png")
     # The row changes without a reload: live.js polls the fragment endpoint.

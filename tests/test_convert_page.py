@@ -88,15 +88,34 @@ def test_the_upload_size_limit_is_shown_before_the_upload(client, alice, live_en
     assert 'data-max-size="5242880"' in html
 
 
-def test_options_the_api_refuses_are_explained_and_the_job_recorded(client, alice, live_engine):
+def test_options_the_api_refuses_show_under_their_field_and_leave_no_failed_job(client, alice, live_engine):
     client.force_login(alice)
     response = client.post(URL, {"output_format": "png", "filename": "a.pdf", "option_pixel_density": "5000"}, **JSON)
-    assert response.status_code == 502
-    message = response.json()["error"]
-    assert message.startswith("The conversion service refused these settings (pixel_density: ")
-    assert message.endswith("Change them and try again.")
-    job = ConversionJob.objects.get()
-    assert (job.status, job.error_code, job.error_message) == ("error", "INVALID_DATA", message)
+    assert response.status_code == 400
+    assert response.json()["errors"]["option_pixel_density"][0]["message"] == (
+        "Resolution (DPI) must be between 10 and 1200."
+    )
+    assert not ConversionJob.objects.exists()
+    assert "You have started 0 of" in client.get(URL).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("option_quality", "500", "Quality must be at most 100."),
+        ("option_width", "-5", "Width (pixels) must be at least 1."),
+    ],
+)
+def test_options_no_conversion_accepts_are_refused_on_the_form(client, alice, live_engine, field, value, message):
+    """Without JavaScript the file comes after the job is created, so the API could only refuse
+    these once the file has arrived, as a failed job: the form refuses them first."""
+    client.force_login(alice)
+    response = client.post(URL, {"output_format": "jpg", field: value})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert message in html
+    assert 'role="alert">' + message in html
+    assert not ConversionJob.objects.exists()
 
 
 def test_a_rate_limited_api_gets_a_sentence_not_an_error_page(client, alice, settings, api):

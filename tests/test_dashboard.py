@@ -12,6 +12,7 @@ from conversions.models import ConversionJob, OutputFile
 from PIL import Image
 
 from tests.conftest import wait_for
+from tests.factories import job_payload
 from tests.files import png_bytes
 from tests.stub_api import api, reply_json  # noqa: F401  (api is a fixture)
 from tests.test_job_actions import ended, start
@@ -129,3 +130,59 @@ def test_thumbnails_are_made_of_modern_photo_formats_too(filename, pillow_format
     thumbnail = Image.open(io.BytesIO(thumbnail_png(source, filename)))
     assert (thumbnail.format, thumbnail.size) == ("PNG", (96, 48))
     assert thumbnail.getpixel((48, 24))[:3] == pytest.approx((30, 160, 60), abs=12)
+
+
+def cloudconvert(settings, api) -> None:
+    settings.CLOUDCONVERT_API_KEY = "a-cloudconvert-key"
+    settings.CLOUDCONVERT_API_URL = f"{api.url}/v2"
+
+
+FORMATS = {"data": [{"operation": "convert", "input_format": "png", "output_format": "jpg", "engine": "imagemagick",
+                     "credits": 1, "meta": {"group": "image"}}]}
+
+
+def test_a_watched_running_job_shows_the_apis_percent_without_waiting_for_the_poller(client, alice, settings, api):
+    """The API only calls back when a job ends: the polled rows ask it about a running job
+    whose news is a few seconds old, once per interval however often they are polled."""
+    cloudconvert(settings, api)
+    ConversionJob.objects.create(user=alice, output_format="jpg", input_filename="film.png", remote_job_id="r-1")
+    api.script(reply_json(200, FORMATS), reply_json(200, {"data": job_payload("r-1", "processing")}))
+    client.force_login(alice)
+    rows = client.get(reverse("conversions:dashboard_rows")).content.decode()
+    assert "Processing 40%" in rows
+    for _ in range(3):  # polled again at once: the API is not asked again
+        assert "Processing 40%" in client.get(reverse("conversions:dashboard_rows")).content.decode()
+    assert [seen.path for seen in api.seen] == ["/v2/convert/formats", "/v2/jobs/r-1"]
+
+
+def test_one_request_asks_about_at_most_a_few_running_jobs(client, alice, settings, api):
+    cloudconvert(settings, api)
+    jobs = [
+        ConversionJob.objects.create(user=alice, output_format="jpg", input_filename=f"{n}.png", remote_job_id=f"r-{n}")
+        for n in range(6)
+    ]
+    api.script(reply_json(200, FORMATS))
+    api.script(*[reply_json(200, {"data": job_payload(j.remote_job_id, "processing")}) for j in jobs])
+    client.force_login(alice)
+    client.get(reverse("conversions:dashboard_rows"))
+    asked = [seen.path for seen in api.seen if seen.path.startswith("/v2/jobs/")]
+    assert len(asked) == 3
+    assert ConversionJob.objects.filter(status="processing").count() == 3
+
+
+def test_an_idle_dashboard_asks_the_api_nothing(client, alice, settings, api):
+    cloudconvert(settings, api)
+    make_jobs(alice, 3)
+    api.script(reply_json(200, FORMATS))
+    client.force_login(alice)
+    for _ in range(3):
+        assert client.get(reverse("conversions:dashboard_rows")).status_code == 200
+    assert [seen.path for seen in api.seen] == ["/v2/convert/formats"]
+
+
+def test_long_file_names_keep_their_full_name_in_a_title(client, alice):
+    name = "x" * 200 + ".png"
+    ConversionJob.objects.create(user=alice, output_format="jpg", input_filename=name, status="finished")
+    client.force_login(alice)
+    rows = client.get(reverse("conversions:dashboard_rows")).content.decode()
+    assert f'title="{name}">{name}</a>' in rows

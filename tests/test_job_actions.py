@@ -4,7 +4,7 @@ import functools
 import io
 import threading
 import zipfile
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -161,3 +161,114 @@ def test_another_users_preset_is_not_found(client, alice, charlie):
     client.force_login(charlie)
     assert client.get(reverse("conversions:convert"), {"preset": str(preset.uuid)}).status_code == 404
     assert client.post(reverse("conversions:preset_delete", args=[preset.uuid])).status_code == 404
+
+
+def test_cancel_on_a_finished_job_changes_nothing(client, alice, live_engine, worker):
+    client.force_login(alice)
+    job = start(client, "jpg", "done.png", png_bytes())
+    wait_for(lambda: ended(job))
+    assert job.status == "finished"
+    response = client.post(reverse("conversions:job_cancel", args=[job.uuid]), follow=True)
+    html = response.content.decode()
+    assert "already ended, so there was nothing to cancel" in html
+    assert "The conversion was cancelled." not in html
+    assert 'class="message error"' not in html
+    assert "Cancel conversion" not in html  # the page does not offer it
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.files.count()) == ("finished", "", 1)
+
+
+def plain_upload(client, filename: str, content: bytes) -> tuple[ConversionJob, requests.Response]:
+    """Without JavaScript: the form creates the job, then the file is posted to the API's upload URL."""
+    response = client.post(reverse("conversions:convert"), {"output_format": "jpg"})
+    assert response.status_code == 302
+    job = ConversionJob.objects.get()
+    form = job.upload_form
+    upload = requests.post(
+        form["url"], data=form["parameters"], files={"file": (filename, content)}, allow_redirects=False, timeout=30
+    )
+    return job, upload
+
+
+def test_a_refused_plain_upload_comes_back_in_words_and_gives_its_start_back(client, alice, live_engine, settings):
+    settings.CONVERSIONS_MAX_UPLOAD_SIZE = 2000
+    settings.CONVERSIONS_DAILY_JOB_QUOTA = 5
+    client.force_login(alice)
+    job, refused = plain_upload(client, "huge.png", png_bytes() + b"\0" * 5000)
+    # The engine sends the browser back to the job page, saying why, instead of a JSON body.
+    assert refused.status_code == 303
+    ccweb = live_engine.removesuffix("/engine")
+    assert refused.headers["Location"] == f"{ccweb}{job.get_absolute_url()}?upload_error=FILE_TOO_LARGE"
+    page = client.get(refused.headers["Location"], follow=True)
+    html = page.content.decode()
+    assert "The file was not accepted: it is larger than 2.0\xa0KB" in html
+    assert "Choose the file" not in html and "Retry" not in html
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == ("error", "FILE_TOO_LARGE")
+    convert_page = client.get(reverse("conversions:convert")).content.decode()
+    assert "You have started 0 of your 5 conversions today." in convert_page
+    # Its tasks at the API are ended too: the old form takes nothing any more.
+    assert get_client().show_job(job.remote_job_id)["status"] == "error"
+
+
+def test_a_stale_refusal_does_not_end_a_job_that_has_its_file(client, alice, live_engine, worker):
+    client.force_login(alice)
+    job, upload = plain_upload(client, "fine.png", png_bytes())
+    assert upload.status_code == 303
+    # The same form posted again (the browser's Back, then Upload): the task no longer waits.
+    form = job.upload_form
+    again = requests.post(
+        form["url"], data=form["parameters"], files={"file": ("fine.png", png_bytes())},
+        allow_redirects=False, timeout=30,
+    )
+    assert again.headers["Location"].endswith("?upload_error=INVALID_DATA")
+    client.get(again.headers["Location"])
+    wait_for(lambda: ended(job))
+    assert job.status == "finished"
+
+
+def test_api_clients_without_a_redirect_still_get_json_refusals(client, alice, live_engine, settings):
+    settings.CONVERSIONS_MAX_UPLOAD_SIZE = 2000
+    client.force_login(alice)
+    job = start(client, "jpg", "huge.png", None)
+    form = job.upload_form
+    refused = requests.post(
+        form["url"], data=form["parameters"], files={"file": ("huge.png", b"\0" * 5000)}, timeout=30
+    )
+    assert (refused.status_code, refused.json()["code"]) == (413, "FILE_TOO_LARGE")
+
+
+@pytest.fixture
+def named_download(tmp_path):
+    """A server whose download URL says nothing of the file's name; its response names it."""
+    content = png_bytes((30, 20))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Disposition", 'attachment; filename="Holiday snap.png"')
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/download?id=7"
+    server.shutdown()
+
+
+def test_a_url_import_is_named_after_the_file_it_brought(client, alice, live_engine, worker, settings, named_download):
+    settings.ENGINE_IMPORT_ALLOW_PRIVATE = True  # the source is served on this machine
+    client.force_login(alice)
+    client.post(reverse("conversions:convert"), {"output_format": "webp", "source_url": named_download})
+    job = ConversionJob.objects.get()
+    wait_for(lambda: ended(job))
+    assert job.status == "finished", job.error_message
+    assert job.input_filename == "Holiday snap.png"
+    assert [f.filename for f in job.files.all()] == ["Holiday snap.webp"]
+    html = client.get(job.get_absolute_url()).content.decode()
+    assert "Holiday snap.png → WEBP</h1>" in html

@@ -60,8 +60,8 @@ def test_a_job_the_api_refuses_to_create_does_not_use_the_quota(client, alice, l
     settings.CONVERSIONS_DAILY_JOB_QUOTA = 1
     client.force_login(alice)
     refused = client.post(URL, {"output_format": "png", "filename": "a.pdf", "option_pixel_density": "5000"}, **JSON)
-    assert refused.status_code == 502
-    assert ConversionJob.objects.get().status == "error"  # recorded, for the user to read
+    assert refused.status_code == 400  # the settings were refused: the form says why
+    assert not ConversionJob.objects.exists()
     assert "You have started 0 of your 1 conversions today." in client.get(URL).content.decode()
     assert client.post(URL, {"output_format": "jpg", "filename": "a.png"}, **JSON).status_code == 201
 

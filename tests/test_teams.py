@@ -167,7 +167,7 @@ def test_the_dashboard_has_a_tab_for_what_teams_share(client, alices_job, design
     assert "Shared with my teams" not in client.get(url).content.decode()  # no team, no tab
     alone = client.get(url, {"shared": "1"}).content.decode()
     assert "Nothing is shared with your teams yet." in alone
-    assert "You are in no team yet; an administrator adds people to teams." in alone
+    assert "You are in no team yet: <a href=\"/teams/\">make one</a>, or ask a team's owner to invite you." in alone
 
 
 @pytest.mark.django_db
@@ -233,13 +233,22 @@ def test_a_retried_job_stays_shared(client, alice, design, live_engine, worker):
 
 
 @pytest.mark.django_db
-def test_staff_create_a_team_with_its_members_in_the_admin(admin_client, alice, bob):
+def test_staff_create_a_team_with_its_members_and_their_roles_in_the_admin(admin_client, alice, bob):
+    inline = "memberships"
     response = admin_client.post(
-        reverse("admin:conversions_team_add"), {"name": "Marketing", "members": [alice.pk, bob.pk]}, follow=True
+        reverse("admin:conversions_team_add"),
+        {
+            "name": "Marketing",
+            f"{inline}-TOTAL_FORMS": "2", f"{inline}-INITIAL_FORMS": "0",
+            f"{inline}-MIN_NUM_FORMS": "0", f"{inline}-MAX_NUM_FORMS": "1000",
+            f"{inline}-0-user": str(alice.pk), f"{inline}-0-role": "owner",
+            f"{inline}-1-user": str(bob.pk), f"{inline}-1-role": "viewer",
+        },
+        follow=True,
     )
     assert response.status_code == 200
     team = Team.objects.get(name="Marketing")
-    assert set(team.members.all()) == {alice, bob}
+    assert dict(team.memberships.values_list("user__username", "role")) == {"alice": "owner", "bob": "viewer"}
     listing = admin_client.get(reverse("admin:conversions_team_changelist")).content.decode()
     assert "Marketing" in listing and '<td class="field-member_count">2</td>' in listing
 

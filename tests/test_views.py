@@ -1,7 +1,12 @@
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from conversions.models import ConversionJob, OutputFile, Preset
+from tests.factories import job_payload, task_payload
+from tests.stub_api import api, reply_json  # noqa: F401  (api is a fixture)
 
 
 @pytest.fixture
@@ -16,7 +21,7 @@ def alices_job(alice) -> ConversionJob:
 def test_it_requires_a_login(client, name):
     response = client.get(reverse(name))
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    assert response["Location"].startswith(reverse("account_login"))
 
 
 @pytest.mark.django_db
@@ -77,10 +82,12 @@ def test_pages_carry_the_policy_in_development_naming_the_engine_configured_now(
     settings.ENGINE_URL = "http://127.0.0.1:9/engine"
     settings.CLOUDCONVERT_MAX_RETRIES = 0
     client.force_login(alice)
-    policy = client.get(reverse("conversions:dashboard"))["Content-Security-Policy"]
-    assert "script-src 'self';" in policy and "style-src 'self';" in policy
-    assert "connect-src 'self' http://127.0.0.1:9;" in policy
-    assert "unsafe-inline" not in policy
+    header = client.get(reverse("conversions:dashboard"))["Content-Security-Policy"]
+    # Directives in any order: {name: sources}.
+    policy = {name: rest for name, _, rest in (d.strip().partition(" ") for d in header.split(";") if d.strip())}
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert policy["connect-src"] == "'self' http://127.0.0.1:9"
+    assert "unsafe-inline" not in header
 
 
 def test_the_demo_user_command_is_refused_in_production(settings):
@@ -89,3 +96,69 @@ def test_the_demo_user_command_is_refused_in_production(settings):
     settings.PRODUCTION = True
     with pytest.raises(CommandError):
         call_command("ccweb_demo_user")
+
+
+def failed_job(user, *, imported: bool, ended_ago: timedelta = timedelta(minutes=5)) -> ConversionJob:
+    """A failed job whose file did (or did not) reach the API, with ccweb's export of the original."""
+    payload = job_payload("remote-9", "error", error=("INVALID_FILE", "The file is not a valid PNG image."))
+    upload, convert, export = payload["tasks"]
+    if not imported:
+        upload.update(status="error", code="CANCELLED", result=None)
+        convert.update(code="INPUT_TASK_FAILED")
+    original = task_payload(ConversionJob.ORIGINAL_EXPORT, "export/url", "finished" if imported else "error")
+    payload["tasks"].append(original)
+    return ConversionJob.objects.create(
+        user=user, output_format="jpg", input_filename="photo.png" if imported else "", status="error",
+        remote_job_id="remote-9", payload=payload, error_message="It failed.",
+        finished_at=timezone.now() - ended_ago,
+    )
+
+
+@pytest.mark.django_db
+def test_retry_is_offered_only_where_the_file_can_be_had_again(client, alice):
+    client.force_login(alice)
+    retry = "Retry with the same file"
+    assert retry in client.get(failed_job(alice, imported=True).get_absolute_url()).content.decode()
+    ConversionJob.objects.all().delete()
+    html = client.get(failed_job(alice, imported=False).get_absolute_url()).content.decode()
+    assert retry not in html
+    assert "Convert another file" in html
+    ConversionJob.objects.all().delete()
+    # The API keeps files a day: after that the original is gone.
+    expired = failed_job(alice, imported=True, ended_ago=timedelta(days=2))
+    assert retry not in client.get(expired.get_absolute_url()).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_job_page_hides_the_export_ccweb_adds_for_retries(client, alice):
+    job = failed_job(alice, imported=True)
+    client.force_login(alice)
+    html = client.get(job.get_absolute_url()).content.decode()
+    assert "<td data-label=\"Task\">convert</td>" in html
+    assert ConversionJob.ORIGINAL_EXPORT not in html
+
+
+@pytest.mark.django_db
+def test_a_job_page_loaded_after_the_upload_shows_the_file_and_what_the_api_does_now(client, alice, settings, api):
+    """Back from a plain upload form, the stored job still waits for its file: the page asks the
+    API, so it shows the file's name, "Processing" and no stale "Choose the file"."""
+    settings.CLOUDCONVERT_API_KEY = "a-cloudconvert-key"
+    settings.CLOUDCONVERT_API_URL = f"{api.url}/v2"
+    job = ConversionJob.objects.create(
+        user=alice, output_format="jpg", remote_job_id="remote-5", payload=job_payload("remote-5", "waiting")
+    )
+    api.script(reply_json(200, {"data": job_payload("remote-5", "processing")}))
+    client.force_login(alice)
+    html = client.get(job.get_absolute_url()).content.decode()
+    assert '<h1 id="job-heading" class="name">photo.png → JPG</h1>' in html
+    assert "Processing 40%" in html
+    assert "Choose the file" not in html
+    assert [seen.path for seen in api.seen] == ["/v2/jobs/remote-5"]
+
+
+@pytest.mark.django_db
+def test_a_url_import_is_named_after_its_url_until_the_file_is_known(client, alice):
+    source = "https://downloads.example.com/get?id=7"
+    job = ConversionJob.objects.create(user=alice, output_format="png", source_url=source)
+    client.force_login(alice)
+    assert f"File from {source} → PNG" in client.get(job.get_absolute_url()).content.decode()

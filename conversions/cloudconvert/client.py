@@ -65,9 +65,9 @@ class ApiConfig:
 
 def api_config() -> ApiConfig:
     """The API ccweb talks to, read from settings at call time: CloudConvert when a
-    CLOUDCONVERT_API_KEY is set, otherwise the engine at ENGINE_URL."""
+    CLOUDCONVERT_API_KEY is set, otherwise the engine at ENGINE_INTERNAL_URL or ENGINE_URL."""
     if not settings.CLOUDCONVERT_API_KEY:
-        engine_url = settings.ENGINE_URL.rstrip("/")
+        engine_url = (settings.ENGINE_INTERNAL_URL or settings.ENGINE_URL).rstrip("/")
         return ApiConfig(
             api_url=f"{engine_url}/v2",
             sync_api_url=f"{engine_url}/sync/v2",
@@ -105,7 +105,8 @@ def upload_origins(config: ApiConfig | None = None) -> list[str]:
     """The origins a browser sends files to, straight from the page (XHR or a plain form): the
     API's own origin (the engine serves its upload URLs there), and CloudConvert's storage hosts."""
     config = config if config is not None else api_config()
-    parts = urlsplit(config.api_url)
+    # The engine's forms post to ENGINE_URL, whichever address ccweb's own calls use (ENGINE_INTERNAL_URL).
+    parts = urlsplit(settings.ENGINE_URL if config.is_engine else config.api_url)
     origins = [f"{parts.scheme}://{parts.netloc}"]
     if not config.is_engine:
         origins.extend(CLOUDCONVERT_UPLOAD_ORIGINS)

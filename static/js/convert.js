@@ -1,6 +1,7 @@
 // The new-conversion page with JavaScript: drop or pick several files; each gets its own job
 // (created by ccweb) and is uploaded straight to that job's upload URL with its own progress
-// bar and a cancel button. The output picker and the options follow the files chosen.
+// bar and a cancel button, then followed until its converted files can be downloaded from
+// its row. The output picker and the options follow the files chosen.
 // Without JavaScript the form posts to ccweb and the next page holds a plain upload form.
 (function () {
   "use strict";
@@ -18,10 +19,18 @@
   var maxSize = parseInt(form.dataset.maxSize, 10);
   var csrf = form.elements.csrfmiddlewaretoken.value;
   var allOutputs = Array.prototype.map.call(output.options, function (o) { return o.value; });
+  // A format chosen by the server (a preset, a form sent back with errors) stands without files.
+  var chosenByServer = output.querySelector("option[selected]") !== null;
+  var placeholder = document.createElement("option");
+  placeholder.value = "";
+  placeholder.textContent = "Choose a file first";
+  output.insertBefore(placeholder, output.firstChild);
   var entries = []; // {file, row, select, xhr, job, state}
+  var FOLLOW_MS = 1500;
+  var RETRY_MS = 6000;
+  var CANCELLABLE = ["ready", "creating", "uploading"];
 
   dropZone.hidden = false;
-  document.getElementById("apply-all").hidden = false;
   document.querySelectorAll(".js-hide").forEach(function (el) { el.hidden = true; });
 
   function inputFormat(name) {
@@ -39,16 +48,21 @@
     return (i ? bytes.toFixed(1) : bytes) + " " + units[i];
   }
 
-  // The main picker offers what every chosen file can become; options follow the pairs in use.
+  // The main picker offers what every chosen file can become (nothing before a file or a URL is
+  // given: it says so); options follow the pairs in use.
   function refresh() {
     var pending = entries.filter(function (e) { return e.state === "ready"; });
-    var allowed = allOutputs.filter(function (fmt) {
+    var waiting = !pending.length && !chosenByServer && !form.elements.source_url.value.trim();
+    var allowed = waiting ? [] : allOutputs.filter(function (fmt) {
       return pending.every(function (e) { return outputsFor(e.file.name).indexOf(fmt) !== -1; });
     });
     Array.prototype.forEach.call(output.options, function (o) {
-      o.hidden = o.disabled = allowed.indexOf(o.value) === -1;
+      o.hidden = o.disabled = o === placeholder ? !waiting : allowed.indexOf(o.value) === -1;
     });
-    if (output.selectedOptions.length && output.selectedOptions[0].disabled && allowed.length) output.value = allowed[0];
+    // One picker for several files: it may set them all, or each keeps its own.
+    document.getElementById("apply-all").hidden = pending.length < 2;
+    if (waiting) output.value = "";
+    else if ((!output.value || output.selectedOptions[0].disabled) && allowed.length) output.value = allowed[0];
     pending.forEach(function (e) {
       if (applyAll.checked && outputsFor(e.file.name).indexOf(output.value) !== -1) e.select.value = output.value;
       e.select.disabled = applyAll.checked;
@@ -67,7 +81,10 @@
       if (!field.hidden) shown++;
     });
     var none = document.getElementById("no-options");
-    if (none) none.hidden = shown > 0;
+    if (none) {
+      none.hidden = shown > 0;
+      none.textContent = waiting ? "The options appear once you choose a file." : "This conversion has no options.";
+    }
   }
 
   function addFiles(files) {
@@ -78,9 +95,11 @@
       row.innerHTML =
         '<span class="name"></span> <span class="muted size"></span> ' +
         '<label class="inline-label">to <select class="file-output"></select></label> ' +
-        '<progress max="100" value="0"></progress> <span class="state">Ready</span> ' +
-        '<button type="button" class="link remove">Remove</button>';
+        '<progress max="100" value="0"></progress> <span class="state" role="status">Ready</span> ' +
+        '<span class="results"></span> <button type="button" class="link remove">Remove</button>';
       row.querySelector(".name").textContent = file.name;
+      row.querySelector(".name").title = file.name;
+      row.querySelector("progress").setAttribute("aria-label", "Progress of " + file.name);
       row.querySelector(".size").textContent = humanSize(file.size);
       var select = row.querySelector("select");
       var choices = outputsFor(file.name);
@@ -93,6 +112,7 @@
       var entry = { file: file, row: row, select: select, state: "ready" };
       select.setAttribute("aria-label", "Convert " + file.name + " to");
       select.addEventListener("change", refresh);
+      row.querySelector(".remove").setAttribute("aria-label", "Remove " + file.name);
       row.querySelector(".remove").addEventListener("click", function () { cancel(entry); });
       if (!choices.length) {
         setState(entry, "failed", "This kind of file cannot be converted here.");
@@ -111,7 +131,9 @@
     entry.row.querySelector(".state").textContent = text;
     var button = entry.row.querySelector(".remove");
     button.textContent = state === "ready" ? "Remove" : "Cancel";
-    button.hidden = ["done", "failed", "cancelled"].indexOf(state) !== -1;
+    button.setAttribute("aria-label", button.textContent + " " + entry.file.name);
+    // Once its upload has ended a file can no longer be taken back here.
+    button.hidden = CANCELLABLE.indexOf(state) === -1;
   }
 
   function cancel(entry) {
@@ -135,9 +157,79 @@
     var busy = entries.some(function (e) { return e.state === "creating" || e.state === "uploading"; });
     if (busy) return;
     submit.disabled = false;
-    if (entries.some(function (e) { return e.state === "done"; })) {
+    if (entries.some(function (e) { return e.state === "converting" || e.state === "finished"; })) {
       document.getElementById("convert-done").hidden = false;
     }
+  }
+
+  // The job after its upload: percent while it converts, then its files' download links on the
+  // row (or what went wrong), as the dashboard would show them.
+  function follow(entry) {
+    fetch(entry.job.job_url + "status/", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (job) {
+        if (job.status === "finished") {
+          entry.row.querySelector("progress").value = 100;
+          setState(entry, "finished", "Finished");
+          var results = entry.row.querySelector(".results");
+          job.files.forEach(function (f) {
+            var link = document.createElement("a");
+            link.className = "download";
+            link.href = f.url;
+            link.title = f.filename;
+            link.setAttribute("download", "");
+            link.textContent = f.filename;
+            results.appendChild(link);
+          });
+        } else if (job.status === "error") {
+          setState(entry, "failed", job.error);
+        } else {
+          if (job.status === "processing") {
+            entry.row.querySelector("progress").value = job.percent;
+            entry.row.querySelector(".state").textContent = "Converting " + job.percent + "%";
+          }
+          window.setTimeout(function () { follow(entry); }, FOLLOW_MS);
+        }
+      })
+      .catch(function () {
+        window.setTimeout(function () { follow(entry); }, RETRY_MS);
+      });
+  }
+
+  // A refused upload leaves its job waiting for a file that will not come: ccweb ends it (after
+  // asking the API) and it does not count against the day's conversions.
+  function reportRefusal(entry, xhr) {
+    var code = xhr.status === 413 ? "FILE_TOO_LARGE" : "UPLOAD_REFUSED";
+    try {
+      code = JSON.parse(xhr.responseText).code || code;
+    } catch (error) { /* not the engine: CloudConvert's storage answers XML */ }
+    fetch(entry.job.job_url + "?upload_error=" + encodeURIComponent(code), { credentials: "same-origin" });
+  }
+
+  function showOptionErrors(errors) {
+    Object.keys(errors).forEach(function (key) {
+      var field = document.querySelector('[data-option-field="' + key.replace(/^option_/, "") + '"]');
+      if (!field || key.indexOf("option_") !== 0) return;
+      var box = field.querySelector("[data-js-error]");
+      if (!box) {
+        box = document.createElement("p");
+        box.className = "error";
+        box.setAttribute("data-js-error", "");
+        field.appendChild(box);
+      }
+      box.textContent = errors[key][0].message;
+      field.querySelector("input, select").setAttribute("aria-invalid", "true");
+    });
+  }
+
+  function clearOptionErrors() {
+    document.querySelectorAll("[data-js-error]").forEach(function (box) { box.remove(); });
+    document.querySelectorAll("[data-option-field] [aria-invalid]").forEach(function (input) {
+      input.removeAttribute("aria-invalid");
+    });
   }
 
   function upload(entry) {
@@ -156,16 +248,21 @@
     xhr.addEventListener("load", function () {
       if (entry.state === "cancelled") return;
       if (xhr.status >= 200 && xhr.status < 300) {
-        entry.row.querySelector("progress").value = 100;
-        setState(entry, "done", "Uploaded, converting");
+        entry.row.querySelector("progress").value = 0;
+        setState(entry, "converting", "Uploaded, converting");
         var link = document.createElement("a");
         link.href = entry.job.job_url;
         link.textContent = "Open";
+        link.setAttribute("aria-label", "Open the conversion of " + entry.file.name);
         entry.row.appendChild(link);
-      } else if (xhr.status === 413) {
-        setState(entry, "failed", "Too large for the conversion service. Choose a smaller file.");
+        window.setTimeout(function () { follow(entry); }, FOLLOW_MS);
       } else {
-        setState(entry, "failed", "The upload was refused (HTTP " + xhr.status + "). Please try again.");
+        reportRefusal(entry, xhr);
+        if (xhr.status === 413) {
+          setState(entry, "failed", "Too large for the conversion service. Choose a smaller file.");
+        } else {
+          setState(entry, "failed", "The upload was refused (HTTP " + xhr.status + "). Please try again.");
+        }
       }
       settle();
     });
@@ -192,6 +289,7 @@
         if (entry.state === "cancelled") return;
         if (!result.ok) {
           var errors = result.json.errors || {};
+          showOptionErrors(errors);
           var first = Object.keys(errors).map(function (k) { return errors[k][0].message; })[0];
           setState(entry, "failed", result.json.error || first || "The conversion could not be started.");
           return settle();
@@ -221,6 +319,7 @@
   });
   output.addEventListener("change", refresh);
   applyAll.addEventListener("change", refresh);
+  form.elements.source_url.addEventListener("input", refresh);
 
   form.addEventListener("submit", function (event) {
     var ready = entries.filter(function (e) { return e.state === "ready"; });
@@ -228,6 +327,7 @@
     if (!ready.length && form.elements.source_url.value) return;
     event.preventDefault();
     errorBox.hidden = true;
+    clearOptionErrors();
     if (!ready.length) {
       errorBox.textContent = "Choose or drop at least one file, or give a URL to import.";
       errorBox.hidden = false;
