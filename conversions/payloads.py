@@ -16,12 +16,16 @@ class MalformedPayload(ValueError):
     """The job object lacks what ccweb needs, or holds a value of the wrong type."""
 
 
-def job_payload_clean(payload: object) -> dict:
+def job_payload_clean(payload: object, *, source: bytes | None = None) -> dict:
     """The job object, checked, with NUL characters and lone surrogates taken out of its text
-    (PostgreSQL stores neither); raises MalformedPayload naming the first problem."""
+    (PostgreSQL stores neither); raises MalformedPayload naming the first problem.
+
+    `source`, the JSON the payload was parsed from, spares walking every string when it shows
+    there is nothing to take out and nothing nested too deep (see _plainly_storable)."""
     if not isinstance(payload, dict):
         raise MalformedPayload("the job is not an object")
-    payload = _text_cleaned(payload)
+    if source is None or not _plainly_storable(source):
+        payload = _text_cleaned(payload)
     _expect(isinstance(payload.get("id"), str) and payload["id"] != "", "job.id is not a non-empty string")
     _expect(_optional(payload, "status", str), "job.status is not a string")
     tasks = payload.get("tasks")
@@ -70,6 +74,18 @@ def _is_number(value: object) -> bool:
 def _expect(condition: bool, problem: str) -> None:
     if not condition:
         raise MalformedPayload(problem)
+
+
+def _plainly_storable(source: bytes) -> bool:
+    """Whether JSON text can hold neither a NUL nor a lone surrogate, nor nest past MAX_DEPTH, told
+    by three scans at C speed: a NUL or a surrogate in parsed JSON comes from a \\u escape, or from
+    UTF-8 bytes starting 0xED (json.loads lets encoded surrogates pass); nesting needs brackets.
+    False only means "look closer" (Hangul also starts with 0xED, brackets may stand in strings)."""
+    return (
+        b"\\u" not in source
+        and b"\xed" not in source
+        and source.count(b"{") + source.count(b"[") <= MAX_DEPTH
+    )
 
 
 def _text_cleaned(value: Any, depth: int = 0) -> Any:

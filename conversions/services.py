@@ -21,6 +21,8 @@ from django.db.models import F, Q
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
+from django_tasks.base import Task
+from django_tasks_db.backend import DatabaseBackend
 
 from conversions import activity, selectors
 from conversions.catalogue import input_format_of
@@ -386,14 +388,24 @@ def _job_apply_clean(payload: dict) -> ConversionJob | None:
             if job.notify_by_email:
                 from conversions.tasks import notify_owner
 
-                transaction.on_commit(lambda: notify_owner.enqueue(job.id))
+                _enqueue_with_commit(notify_owner, job.id)
         job.save(update_fields=changed)
         created = _record_outputs(job, tasks) if new_status == Status.FINISHED else 0
-    if created:
-        from conversions.tasks import store_outputs
+        if created:
+            from conversions.tasks import store_outputs
 
-        transaction.on_commit(lambda: store_outputs.enqueue(job.id))
+            _enqueue_with_commit(store_outputs, job.id)
     return job
+
+
+def _enqueue_with_commit(task: Task, *args: object) -> None:
+    """Queue `task` so that it exists exactly when the caller's transaction commits. The database
+    task backend queues in that transaction (one commit for the update and its task; the workers
+    are woken once it commits, engine/wakeup.py); any other backend after the commit."""
+    if isinstance(task.get_backend(), DatabaseBackend):
+        task.enqueue(*args)
+    else:
+        transaction.on_commit(lambda: task.enqueue(*args))
 
 
 def _percent(tasks: list[dict], status: str) -> int:
@@ -451,7 +463,7 @@ def webhook_receive(*, body: bytes, event: str, job_payload: object) -> str:
     The delivery is recorded in the transaction that applies it: when applying fails, the record
     goes too, and the sender's retry of the same body is applied rather than taken for a
     duplicate. A concurrent copy of the body waits on the record's unique key, then is one."""
-    job_payload = job_payload_clean(job_payload)
+    job_payload = job_payload_clean(job_payload, source=body)
     with transaction.atomic():
         if not _delivery_record(body=body, event=event, remote_job_id=job_payload["id"]):
             return "duplicate"

@@ -288,12 +288,19 @@ def test_a_signed_malformed_body_is_400_and_changes_nothing(client, settings, jo
 
 
 @pytest.mark.django_db
-def test_nul_characters_and_lone_surrogates_are_taken_out_of_the_text(client, settings, job):
-    """PostgreSQL stores neither; they are dropped, not turned into a 500 that the sender retries forever."""
+@pytest.mark.parametrize("escaped", [True, False], ids=["as \\u escapes", "as UTF-8 bytes"])
+def test_nul_characters_and_lone_surrogates_are_taken_out_of_the_text(client, settings, job, escaped):
+    """PostgreSQL stores neither; they are dropped, not turned into a 500 that the sender retries forever.
+    Written as JSON escapes or (the surrogate) as raw bytes, which json.loads lets through too."""
+    nul = "\u0000" if escaped else ""  # a NUL can only be written as an escape
     payload = job_payload(job.remote_job_id, "finished")
-    payload["tasks"][0]["result"]["files"][0]["filename"] = "pho\u0000to\ud800.png"
-    payload["tasks"][1]["message"] = "done\u0000"
-    body = json.dumps({"event": "job.finished\u0000", "job": payload}).encode()
+    payload["tasks"][0]["result"]["files"][0]["filename"] = f"pho{nul}to\ud800.png"
+    payload["tasks"][1]["message"] = f"done{nul}"
+    body = json.dumps({"event": f"job.finished{nul}", "job": payload}, ensure_ascii=escaped).encode(
+        "utf-8", "surrogatepass"
+    )
+    if not escaped:
+        assert b"\xed\xa0\x80" in body and b"\\u" not in body
     response = post(client, body, sign(settings.ENGINE_WEBHOOK_SECRET, body))
     assert response.json() == {"result": "applied"}
     job.refresh_from_db()
