@@ -319,6 +319,37 @@ class TeamAdmin(admin.ModelAdmin):
     def member_count(self, team: Team) -> int:
         return team.member_count
 
+    # What staff change here reaches the team's activity log, as the same change made on the team's
+    # own pages does (the admin saves a form and its inlines in one transaction, the log with them).
+
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            activity.record(
+                actor=request.user, verb=activity.ADMIN_ACTION, target=obj, detail={"action": "create the team"}
+            )
+        elif "retention_days" in form.changed_data:
+            activity.record(
+                actor=request.user,
+                verb=activity.RETENTION_CHANGED,
+                target=obj,
+                detail={"from": form.initial.get("retention_days"), "to": obj.retention_days},
+            )
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is not Membership:
+            return
+        done = [(member, f"add as {member.get_role_display().lower()}") for member in formset.new_objects]
+        done += [
+            (member, f"make {member.get_role_display().lower()}")
+            for member, fields in formset.changed_objects
+            if "role" in fields
+        ]
+        done += [(member, "remove from the team") for member in formset.deleted_objects]
+        for member, action in done:
+            activity.record(actor=request.user, verb=activity.ADMIN_ACTION, target=member, detail={"action": action})
+
 
 @admin.register(ActivityEvent)
 class ActivityEventAdmin(admin.ModelAdmin):

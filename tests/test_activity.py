@@ -151,7 +151,7 @@ def test_staff_read_the_whole_log_in_the_admin_and_nobody_edits_it(client, alice
 
     assert "alice shared poster.png with Design." in listing
     event = ActivityEvent.objects.get()
-    assert client.get(reverse("admin:conversions_activityevent_add")).status_code == 404  # refused as if absent (ccweb/admin.py)
+    assert client.get(reverse("admin:conversions_activityevent_add")).status_code == 404  # ccweb/admin.py
     delete = reverse("admin:conversions_activityevent_delete", args=[event.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 404
     superuser = django_user_model.objects.create_superuser("root", "root@example.com", "x")
@@ -191,6 +191,49 @@ def test_membership_changes_are_logged_for_the_team_and_the_people_concerned(
         assert sentence in page
     client.force_login(charlie)
     assert "charlie left Design." in lines(client, OWN_LOG)
+
+
+def test_what_staff_change_in_a_teams_admin_page_reaches_the_teams_log(
+    client, alice, bob, charlie, design, django_user_model
+):
+    """Members added, moved and removed, and the retention set, through the admin's team form: the
+    team's owners read it on the team's page, as when they do it themselves."""
+    staff = django_user_model.objects.create_user("sue", "sue@example.com", "x", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(
+        codename__in=["change_team", "view_team", "add_membership", "change_membership", "delete_membership"]
+    ))
+    members = list(Membership.objects.filter(team=design).order_by("id"))
+    form = {"name": "Design", "retention_days": "30", "memberships-TOTAL_FORMS": str(len(members) + 1),
+            "memberships-INITIAL_FORMS": str(len(members)), "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000"}
+    for index, member in enumerate(members):
+        form |= {f"memberships-{index}-id": str(member.pk), f"memberships-{index}-team": str(design.pk),
+                 f"memberships-{index}-user": str(member.user_id), f"memberships-{index}-role": member.role}
+    bobs = members.index(Membership.objects.get(team=design, user=bob))
+    form[f"memberships-{bobs}-role"] = "admin"
+    form[f"memberships-{len(members) - 1}-DELETE"] = "on"  # victor, the viewer
+    form |= {f"memberships-{len(members)}-user": str(charlie.pk), f"memberships-{len(members)}-role": "member",
+             f"memberships-{len(members)}-team": str(design.pk)}
+    client.force_login(staff)
+
+    response = client.post(reverse("admin:conversions_team_change", args=[design.pk]), form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    design.refresh_from_db()
+    assert design.retention_days == 30
+    assert set(design.memberships.values_list("user__username", "role")) == {
+        ("alice", "owner"), ("bob", "admin"), ("dana", "admin"), ("charlie", "member")
+    }
+    client.force_login(alice)
+    page = lines(client, team_log(design))
+    for sentence in (
+        "sue changed how long Design keeps files.",
+        "sue (staff) used “add as member” on charlie in the admin.",
+        "sue (staff) used “make admin” on bob in the admin.",
+        "sue (staff) used “remove from the team” on victor in the admin.",
+    ):
+        assert sentence in page
+    assert ActivityEvent.objects.get(verb="retention_changed").detail == {"from": None, "to": 30}
 
 
 def test_share_links_made_used_and_revoked_are_logged_for_the_owner(client, alice, design):
