@@ -133,14 +133,7 @@ def interval() -> timedelta:
 
 def claim_turn() -> bool:
     """Book the next run; False when another chain already ran this turn (this one then stops)."""
-    now = timezone.now()
-    Chore.objects.get_or_create(name=CHORE, defaults={"next_run_at": now})
-    # A little slack: run_after is "not before", and clocks of workers differ slightly.
-    return bool(
-        Chore.objects.filter(name=CHORE, next_run_at__lte=now + timedelta(seconds=5)).update(
-            next_run_at=now + interval()
-        )
-    )
+    return Chore.claim_turn(CHORE, interval())
 
 
 def ensure_scheduled() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.db import models
+from django.utils import timezone
 
 
 class Status(models.TextChoices):
@@ -176,6 +178,17 @@ class Chore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.next_run_at}"
+
+    @classmethod
+    def claim_turn(cls, name: str, every: timedelta) -> bool:
+        """Book the chore's next run `every` from now; False when another chain already ran this
+        turn (that one then stops)."""
+        now = timezone.now()
+        cls.objects.get_or_create(name=name, defaults={"next_run_at": now})
+        # A little slack: run_after is "not before", and the clocks of workers differ slightly.
+        return bool(
+            cls.objects.filter(name=name, next_run_at__lte=now + timedelta(seconds=5)).update(next_run_at=now + every)
+        )
 
 
 class Worker(models.Model):
