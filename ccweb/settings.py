@@ -135,10 +135,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_POOL", default=True):
     # One pool per process, at most a thread's worth of connections each: PostgreSQL then sees at most
     # WEB_PROCESSES × DATABASE_POOL_MAX_SIZE (+ that per worker) however many requests arrive, and a
-    # request reuses a connection instead of opening one. Health checks hand out no connection the
-    # server dropped meanwhile (a restart, pg_terminate_backend).
+    # request reuses a connection instead of opening one. No connection the server dropped meanwhile
+    # (a restart, pg_terminate_backend) is handed out.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's backend, checking a pooled connection before use without a round trip (ccweb/db/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "ccweb.db.postgresql"
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=WEB_THREADS),

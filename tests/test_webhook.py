@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from conversions import services
@@ -97,6 +98,55 @@ def test_a_late_event_never_moves_a_finished_job_backwards(client, settings, job
     job.refresh_from_db()
     assert job.status == "finished"
     assert job.files.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_processing_job_takes_a_later_percent_but_keeps_its_first_file_name(client, settings, job):
+    for percent, filename in ((40, "photo.png"), (80, "renamed.png")):
+        payload = job_payload(job.remote_job_id, "processing")
+        payload["tasks"][1]["percent"] = percent
+        payload["tasks"][0]["result"]["files"][0]["filename"] = filename
+        body, signature = delivery(settings, "job.updated", payload)
+        assert post(client, body, signature).json() == {"result": "applied"}
+    job.refresh_from_db()
+    assert (job.status, job.percent, job.input_filename) == ("processing", 80, "photo.png")
+
+
+@pytest.mark.django_db
+def test_an_update_costs_the_webhook_one_or_two_statements_and_a_finish_four(client, settings, job):
+    """Recording the delivery and one UPDATE that decides and writes at once, which PostgreSQL runs
+    as one statement (bench/webhooks.py); a finish adds the job's files and the task copying them."""
+
+    def statements(status: str) -> list[str]:
+        body, signature = delivery(settings, f"job.{status}", job_payload(job.remote_job_id, status))
+        with CaptureQueriesContext(connection) as captured:
+            assert post(client, body, signature).json() == {"result": "applied"}
+        return [q["sql"].split()[0] for q in captured.captured_queries
+                if q["sql"].split()[0] not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}]
+
+    assert statements("processing") == (["WITH"] if connection.vendor == "postgresql" else ["INSERT", "UPDATE"])
+    assert statements("finished") == ["INSERT", "UPDATE", "INSERT", "INSERT"]
+
+
+@pytest.mark.django_db
+def test_a_replayed_update_is_a_duplicate_and_changes_nothing(client, settings, job):
+    payload = job_payload(job.remote_job_id, "processing")
+    body, signature = delivery(settings, "job.updated", payload)
+    assert post(client, body, signature).json() == {"result": "applied"}
+    job.refresh_from_db()
+    updated_at = job.updated_at
+
+    assert post(client, body, signature).json() == {"result": "duplicate"}
+    job.refresh_from_db()
+    assert job.updated_at == updated_at
+    assert WebhookDelivery.objects.filter(remote_job_id=job.remote_job_id).count() == 1
+
+
+@pytest.mark.django_db
+def test_an_update_for_an_unknown_job_is_recorded_for_a_replay(client, settings):
+    body, signature = delivery(settings, "job.updated", job_payload("not-here-yet", "processing"))
+    assert post(client, body, signature).json() == {"result": "unknown job"}
+    assert WebhookDelivery.objects.get(remote_job_id="not-here-yet").body == body
 
 
 @pytest.mark.django_db
