@@ -23,11 +23,12 @@ from django.utils.asyncio import async_unsafe
 def _has_something_to_say(connection: Any) -> bool:
     if connection.closed:
         return True
+    poller = select.poll()  # not select(): a process may hold sockets numbered past 1024
     try:
-        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+        poller.register(connection.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
