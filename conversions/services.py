@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.files.base import ContentFile, File
 from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -414,13 +414,15 @@ def _job_lookup(payload: dict) -> tuple[str, list]:
 
 def _job_columns() -> dict[str, str]:
     """ConversionJob's table and the columns the webhook writes, quoted for this database."""
+    return _quoted(ConversionJob, "id", "payload", "status", "percent", "updated_at", "error_message", "error_code",
+                   "finished_at", "input_filename", "remote_job_id", "notify_by_email")
+
+
+def _quoted(model: type[models.Model], *fields: str) -> dict[str, str]:
+    """`model`'s table (under "table") and the columns of `fields`, quoted for this database: for
+    the statements the webhook writes itself."""
     quote = connection.ops.quote_name
-    names = ("id", "payload", "status", "percent", "updated_at", "error_message", "error_code", "finished_at",
-             "input_filename", "remote_job_id", "notify_by_email")
-    return {
-        "table": quote(ConversionJob._meta.db_table),
-        **{name: quote(ConversionJob._meta.get_field(name).column) for name in names},
-    }
+    return {"table": quote(model._meta.db_table), **{name: quote(model._meta.get_field(name).column) for name in fields}}
 
 
 def _job_ended(job_id: int, payload: dict, *, notify_by_email: bool) -> None:
@@ -543,14 +545,12 @@ def _delivery_insert(*, body: bytes, event: str, remote_job_id: str) -> tuple[st
 
     One INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike): the ORM's create() would
     need a savepoint around it to survive the duplicate key, three statements instead of one."""
-    table = WebhookDelivery._meta.db_table
     fields = ("body_sha256", "event", "remote_job_id", "received_at", "rejected_because", "detail", "body_size", "body")
-    columns = ", ".join(connection.ops.quote_name(WebhookDelivery._meta.get_field(name).column) for name in fields)
-    key = connection.ops.quote_name(WebhookDelivery._meta.get_field("body_sha256").column)
+    column = _quoted(WebhookDelivery, *fields)
     kept = body if len(body) <= settings.CONVERSIONS_WEBHOOK_LOG_BODY_MAX else None
     sql = (
-        f"INSERT INTO {connection.ops.quote_name(table)} ({columns}) VALUES (%s, %s, %s, %s, '', '', %s, %s) "
-        f"ON CONFLICT ({key}) DO NOTHING RETURNING 1"
+        f"INSERT INTO {column['table']} ({', '.join(column[name] for name in fields)}) "
+        f"VALUES (%s, %s, %s, %s, '', '', %s, %s) ON CONFLICT ({column['body_sha256']}) DO NOTHING RETURNING 1"
     )
     return sql, [
         hashlib.sha256(body).hexdigest(),
