@@ -168,6 +168,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time every process of this machine has used so far (user, nice, system, interrupts):
+    the benchmark's clients and the database server included."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(value) for value in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss(pid: int) -> int:
     """The process's peak resident memory (VmHWM), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -16,9 +16,10 @@ process serves which connection is the kernel's choice, often uneven, and a roun
 on one process runs both sides at half speed, so only the ratio within a round is fair. The two
 sides alternate in order from round to round. Prints each side's requests per second, the ratio of
 each round and their median (target ≥ 0.5× the bare view), the CPU time the gunicorn processes
-spent per request on each side (this machine's two cores also run the clients and, on PostgreSQL,
-the database), and the lost updates: a delivery answered 2xx whose effect is missing (job not
-finished, output row missing, a distinct body not recorded), or any answer but 2xx (target 0).
+spent per request on each side, the CPU time the whole machine spent per request (this machine's
+two cores also run the clients and, on PostgreSQL, the database: its share is the difference),
+and the lost updates: a delivery answered 2xx whose effect is missing (job not finished, output
+row missing, a distinct body not recorded), or any answer but 2xx (target 0).
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def main() -> None:
     print(f"database: {served.describe_database()}; {served.load_note()}")
     webhook_rates, bare_rates, ratios, losses = [], [], [], 0
     cpu = {"webhook": 0.0, "bare": 0.0}
+    machine = {"webhook": 0.0, "bare": 0.0}
     with served.serving(served.ccweb_serve(port=port, workers=0), port=port, log=data_dir / "server.log") as server:
         warm = fresh_jobs()
         connections = connect(webhook_url, args.clients)
@@ -201,9 +203,10 @@ def main() -> None:
             connections = connect(webhook_url, args.clients)
             rate = {}
             for side in (("webhook", "bare") if n % 2 else ("bare", "webhook")):
-                before = server_cpu()
+                before, machine_before = server_cpu(), served.machine_cpu_seconds()
                 seconds, statuses = post_all(connections, webhook_url if side == "webhook" else bare_url, bodies)
                 cpu[side] += server_cpu() - before
+                machine[side] += served.machine_cpu_seconds() - machine_before
                 rate[side] = len(bodies) / seconds
                 if side == "webhook":
                     losses += lost(job_ids, bodies, statuses)
@@ -226,6 +229,9 @@ def main() -> None:
     print(f"  ratio ingest/bare, median: {ratio:.2f}x   target ≥ {TARGET}x: {'met' if ratio >= TARGET else 'NOT met'}")
     per_request = {side: used / sent * 1000 for side, used in cpu.items()}
     print(f"  server CPU per request: ingest {per_request['webhook']:.2f} ms, bare {per_request['bare']:.2f} ms")
+    per_request = {side: used / sent * 1000 for side, used in machine.items()}
+    print(f"  machine CPU per request (server, clients, database): ingest {per_request['webhook']:.2f} ms, "
+          f"bare {per_request['bare']:.2f} ms")
     print(f"  lost updates: {losses} of {sent} deliveries   target 0: {'met' if losses == 0 else 'NOT met'}")
     served.remove(data_dir)
 
