@@ -3,10 +3,12 @@
 Views, the webhook, the poller and admin actions all go through these functions, so a job
 payload is applied the same way whichever way it arrived."""
 
+import functools
 import hashlib
 import json
 import logging
 import re
+import uuid
 from collections.abc import Iterable
 from datetime import date, timedelta
 from tempfile import TemporaryFile
@@ -22,9 +24,8 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django_tasks.base import Task
-from django_tasks_db.backend import DatabaseBackend
 
-from conversions import activity, selectors
+from conversions import activity, selectors, task_rows
 from conversions.catalogue import input_format_of
 from conversions.cloudconvert.client import Client, api_config, get_client
 from conversions.cloudconvert.errors import ApiError, InvalidData, NotFound, Unauthenticated
@@ -346,14 +347,15 @@ def job_apply_payload(*, payload: dict) -> ConversionJob | None:
     return ConversionJob.objects.get(pk=applied) if applied is not None else None
 
 
-def _job_apply_clean(payload: dict) -> int | None:
+def _job_apply_clean(payload: dict, *, update: tuple[str, list] | None = None) -> int | None:
     """job_apply_payload for a payload already checked by job_payload_clean: the id of the job it
     concerns (moved on or not), None for an unknown job.
 
     Deciding and writing are one statement (_job_update). Only when nothing moved is the job looked
     up, to tell an unknown job from a stale delivery. In the caller's transaction when there is one
-    (no savepoint of its own: a failure here fails the caller's, as it must)."""
-    update, params = _job_update(payload)
+    (no savepoint of its own: a failure here fails the caller's, as it must). `update`: the
+    statement of _job_update(payload), built before the caller's transaction began."""
+    update, params = update or _job_update(payload)
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(update, params)
         moved = cursor.fetchone()
@@ -421,6 +423,11 @@ def _job_columns() -> dict[str, str]:
 def _quoted(model: type[models.Model], *fields: str) -> dict[str, str]:
     """`model`'s table (under "table") and the columns of `fields`, quoted for this database: for
     the statements the webhook writes itself."""
+    return _quoted_for(connection.vendor, model, fields)
+
+
+@functools.cache
+def _quoted_for(vendor: str, model: type[models.Model], fields: tuple[str, ...]) -> dict[str, str]:
     quote = connection.ops.quote_name
     return {"table": quote(model._meta.db_table), **{name: quote(model._meta.get_field(name).column) for name in fields}}
 
@@ -441,10 +448,13 @@ def _job_ended(job_id: int, payload: dict, *, notify_by_email: bool) -> None:
 
 def _enqueue_with_commit(task: Task, *args: object) -> None:
     """Queue `task` so that it exists exactly when the caller's transaction commits. The database
-    task backend queues in that transaction (one commit for the update and its task; the workers
-    are woken once it commits, engine/wakeup.py); any other backend after the commit."""
-    if isinstance(task.get_backend(), DatabaseBackend):
-        task.enqueue(*args)
+    task backend queues in that transaction, by one INSERT of the row enqueue() would write
+    (conversions/task_rows.py): one commit for the update and its task; the workers are woken once
+    it commits (engine/wakeup.py). Any other backend queues after the commit."""
+    if task_rows.uses_rows(task):
+        with connection.cursor() as cursor:
+            cursor.execute(*task_rows.insert(task, *args))
+        task_rows.ring_after_commit(task)
     else:
         transaction.on_commit(lambda: task.enqueue(*args))
 
@@ -481,6 +491,30 @@ def _record_outputs(job_id: int, tasks: list[dict]) -> int:
     Called once per job, in the transaction that makes it finished (a finished job is never
     applied again), so no row of it exists yet: nothing to read or update first. A row that is
     there all the same (same job and file name) is kept as it is."""
+    found = _exported(tasks)
+    rows = _output_rows(found)
+    fields = OUTPUT_FIELDS
+    column = _quoted(OutputFile, *fields)
+    row = f"({', '.join(['%s'] * len(fields))})"
+    per_insert = min(500, (connection.features.max_query_params or 500 * len(fields)) // len(fields))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_insert):
+            batch = rows[start : start + per_insert]
+            cursor.execute(
+                f"INSERT INTO {column['table']} ({', '.join(column[name] for name in fields)}) "
+                f"VALUES {', '.join([row] * len(batch))} ON CONFLICT DO NOTHING",
+                [job_id if name == "job" else value for values in batch for name, value in zip(fields, values)],
+            )
+    return len(found)
+
+
+# The columns of an OutputFile row the webhook writes, in its statements' order.
+OUTPUT_FIELDS = ("uuid", "job", "filename", "size", "remote_url", "file", "thumbnail", "created_at")
+
+
+def _exported(tasks: list[dict]) -> dict[str, tuple[int | None, str]]:
+    """The files a finished job exported for the user (not the copy of the original): by file
+    name, their size and URL."""
     found: dict[str, tuple[int | None, str]] = {}
     for task in tasks:
         if task.get("operation") != "export/url" or task.get("name") == ORIGINAL_EXPORT:
@@ -489,15 +523,17 @@ def _record_outputs(job_id: int, tasks: list[dict]) -> int:
             continue
         for item in (task.get("result") or {}).get("files") or []:
             found[str(item.get("filename"))[:255]] = (item.get("size"), item.get("url") or "")
-    OutputFile.objects.bulk_create(
-        [
-            OutputFile(job_id=job_id, filename=filename, size=size, remote_url=url)
-            for filename, (size, url) in found.items()
-        ],
-        batch_size=500,
-        ignore_conflicts=True,
-    )
-    return len(found)
+    return found
+
+
+def _output_rows(found: dict[str, tuple[int | None, str]]) -> list[list]:
+    """The values of OUTPUT_FIELDS for each file, ready for this database; None for the job."""
+    uuid_field = OutputFile._meta.get_field("uuid")
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    return [
+        [uuid_field.get_db_prep_save(uuid.uuid4(), connection), None, filename, size, url, "", "", now]
+        for filename, (size, url) in found.items()
+    ]
 
 
 def webhook_receive(*, body: bytes, event: str, job_payload: object) -> str:
@@ -509,33 +545,114 @@ def webhook_receive(*, body: bytes, event: str, job_payload: object) -> str:
     duplicate. A concurrent copy of the body waits on the record's unique key, then is one."""
     job_payload = job_payload_clean(job_payload, source=body)
     insert, insert_params = _delivery_insert(body=body, event=event, remote_job_id=job_payload["id"])
-    if connection.vendor == "postgresql" and _status_of(job_payload) not in ConversionJob.TERMINAL:
+    if connection.vendor == "postgresql" and _at_once_possible(job_payload):
         return _webhook_receive_at_once(insert, insert_params, job_payload)
+    if connection.vendor == "sqlite" and _delivery_seen(insert_params[0]):
+        return "duplicate"
+    update = _job_update(job_payload)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(insert, insert_params)
         if cursor.fetchone() is None:
             return "duplicate"
-        applied = _job_apply_clean(job_payload)
+        applied = _job_apply_clean(job_payload, update=update)
     return "applied" if applied is not None else "unknown job"
 
 
+def _delivery_seen(body_sha256: str) -> bool:
+    """Whether a body was recorded already: on SQLite, where every writer waits for one lock, a
+    replay is told by a read (WAL: no lock) and never queues for it. One that arrives meanwhile is
+    still caught by the INSERT's unique key."""
+    column = _quoted(WebhookDelivery, "body_sha256")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {column['table']} WHERE {column['body_sha256']} = %s", [body_sha256])
+        return cursor.fetchone() is not None
+
+
+# A finished job exporting more files than this is applied by several statements (_record_outputs).
+AT_ONCE_MAX_FILES = 500
+
+
+def _at_once_possible(payload: dict) -> bool:
+    """Whether _webhook_receive_at_once can apply this delivery: what follows an end is queued
+    by the same statement only with the database task backend, and a few hundred files at most."""
+    from conversions.tasks import notify_owner, store_outputs
+
+    status = _status_of(payload)
+    if status not in ConversionJob.TERMINAL:
+        return True
+    if not (task_rows.uses_rows(notify_owner) and task_rows.uses_rows(store_outputs)):
+        return False
+    return status != Status.FINISHED or len(_exported(list(payload.get("tasks") or []))) <= AT_ONCE_MAX_FILES
+
+
 def _webhook_receive_at_once(insert: str, insert_params: list, job_payload: dict) -> str:
-    """On PostgreSQL, a delivery that does not end its job (nothing more to queue) is recorded and
-    applied by one statement, a transaction of its own: two data-modifying WITH queries, the
-    update taking place only when the record did. One round trip instead of four (BEGIN, INSERT,
-    UPDATE, COMMIT); each costs both sides about as much CPU as the rest of the request."""
+    """On PostgreSQL a delivery is recorded and applied by one statement, a transaction of its
+    own: data-modifying WITH queries, the update taking place only when the record did, and what
+    follows an end (_job_ended) only when the update did: the files' rows, the task copying them,
+    the e-mail when the owner asked for one, and the workers' doorbell (pg_notify, sent when the
+    statement commits). One round trip instead of up to seven (BEGIN, INSERT, UPDATE, the files,
+    the task, COMMIT, NOTIFY); each costs both sides about as much CPU as the rest of the request."""
+    from conversions.tasks import notify_owner, store_outputs
+
     update, update_params = _job_update(job_payload, only_if="EXISTS (SELECT 1 FROM recorded)")
     lookup, lookup_params = _job_lookup(job_payload)
+    job = _job_columns()
+    moved_id = f"moved.{job['id']}"
+    queries, params = [f"recorded AS ({insert})", f"moved AS ({update})"], [*insert_params, *update_params]
+    queued: list[Task] = []
+    status = _status_of(job_payload)
+    if status == Status.FINISHED and (rows := _output_rows(_exported(list(job_payload.get("tasks") or [])))):
+        files, files_params = _outputs_insert_from(rows, job_id=moved_id, source="moved")
+        queries.append(f"files AS ({files})")
+        params += files_params
+        copy, copy_params = task_rows.insert_from(store_outputs, source="moved", first_arg=moved_id)
+        queries.append(f"copy AS ({copy})")
+        params += copy_params
+        queued.append(store_outputs)
+    if status in ConversionJob.TERMINAL:
+        mail, mail_params = task_rows.insert_from(
+            notify_owner, source="moved", first_arg=moved_id, where=f"moved.{job['notify_by_email']}"
+        )
+        queries.append(f"mail AS ({mail})")
+        params += mail_params
+        queued.append(notify_owner)
+    rings, rings_params = [], []
+    for queue_name in dict.fromkeys(task.queue_name for task in queued):
+        ring, ring_params = task_rows.notify(queue_name)
+        rings.append(f", (SELECT {ring} FROM moved)")
+        rings_params += ring_params
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH recorded AS ({insert}), moved AS ({update}) "
-            f"SELECT EXISTS (SELECT 1 FROM recorded), EXISTS ({lookup})",
-            [*insert_params, *update_params, *lookup_params],
+            f"WITH {', '.join(queries)} SELECT EXISTS (SELECT 1 FROM recorded), EXISTS ({lookup}){''.join(rings)}",
+            [*params, *lookup_params, *rings_params],
         )
-        recorded, known = cursor.fetchone()
+        recorded, known = cursor.fetchone()[:2]
     if not recorded:
         return "duplicate"
     return "applied" if known else "unknown job"
+
+
+@functools.cache
+def _output_types(vendor: str) -> list[str]:
+    return [OutputFile._meta.get_field(name).db_type(connection) for name in OUTPUT_FIELDS]
+
+
+def _outputs_insert_from(rows: list[list], *, job_id: str, source: str) -> tuple[str, list]:
+    """The INSERT ... SELECT of the files' rows (_output_rows) for the job `job_id`, a column of
+    `source`, a WITH query of the same statement (nothing when it has no row); and its parameters.
+    PostgreSQL: a parameter in a VALUES list is cast to its column's type."""
+    column = _quoted(OutputFile, *OUTPUT_FIELDS)
+    types = _output_types(connection.vendor)
+    given = [n for n, name in enumerate(OUTPUT_FIELDS) if name != "job"]
+    row = f"({', '.join(f'CAST(%s AS {types[n]})' for n in given)})"
+    names = [f"v{n}" for n in given]
+    selected = [job_id if name == "job" else f"v.v{n}" for n, name in enumerate(OUTPUT_FIELDS)]
+    sql = (
+        f"INSERT INTO {column['table']} ({', '.join(column[name] for name in OUTPUT_FIELDS)}) "
+        f"SELECT {', '.join(selected)} FROM {source}, (VALUES {', '.join([row] * len(rows))}) AS v ({', '.join(names)}) "
+        f"ON CONFLICT DO NOTHING"
+    )
+    return sql, [values[n] for values in rows for n in given]
 
 
 def _delivery_insert(*, body: bytes, event: str, remote_job_id: str) -> tuple[str, list]:

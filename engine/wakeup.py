@@ -87,7 +87,11 @@ def ring_after_commit(sender: type, task_result: object, **kwargs: object) -> No
     run_after = getattr(task, "run_after", None)
     if run_after is not None and run_after.timestamp() > time.time():
         return  # due later: the worker's poll finds it then
-    queue_name = task.queue_name
+    ring_on_commit(task.queue_name)
+
+
+def ring_on_commit(queue_name: str) -> None:
+    """Ring for queue_name once the current transaction commits (at once outside one)."""
 
     def notify() -> None:
         try:

@@ -201,9 +201,11 @@ def test_a_webhook_takes_a_few_statements(alice, settings, status: str, django_a
     )
     body = json.dumps({"event": "job.finished", "job": job_payload(job.remote_job_id, status)}).encode()
 
-    # BEGIN, the delivery recorded, the job read and updated, COMMIT; when it finished, its output
-    # files and the copy of them queued (on PostgreSQL, the workers notified). It was 9 and 12.
-    with django_assert_max_num_queries(8 if status == "finished" else 5):
+    # PostgreSQL: one statement, whatever follows. SQLite: a read (a replay?), BEGIN, the delivery
+    # recorded, the job updated, COMMIT; when it finished, its output files and the copy of them
+    # queued. It was 9 and 12.
+    most = 1 if connection.vendor == "postgresql" else 7 if status == "finished" else 5
+    with django_assert_max_num_queries(most):
         response = Client().post(
             reverse("conversions:webhook"), data=body, content_type="application/json",
             HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),

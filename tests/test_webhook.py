@@ -8,6 +8,7 @@ from django.db import OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
 
 from conversions import services
 from conversions.cloudconvert.webhooks import sign
@@ -113,9 +114,11 @@ def test_a_processing_job_takes_a_later_percent_but_keeps_its_first_file_name(cl
 
 
 @pytest.mark.django_db
-def test_an_update_costs_the_webhook_one_or_two_statements_and_a_finish_four(client, settings, job):
-    """Recording the delivery and one UPDATE that decides and writes at once, which PostgreSQL runs
-    as one statement (bench/webhooks.py); a finish adds the job's files and the task copying them."""
+def test_a_delivery_costs_the_webhook_one_statement_on_postgresql_and_a_few_on_sqlite(client, settings, job):
+    """PostgreSQL records, applies and queues what follows in one statement (bench/webhooks.py).
+    SQLite reads whether the body is a replay (no write lock for one), then records the delivery
+    and runs one UPDATE that decides and writes at once; a finish adds the job's files and the
+    task copying them."""
 
     def statements(status: str) -> list[str]:
         body, signature = delivery(settings, f"job.{status}", job_payload(job.remote_job_id, status))
@@ -124,8 +127,12 @@ def test_an_update_costs_the_webhook_one_or_two_statements_and_a_finish_four(cli
         return [q["sql"].split()[0] for q in captured.captured_queries
                 if q["sql"].split()[0] not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}]
 
-    assert statements("processing") == (["WITH"] if connection.vendor == "postgresql" else ["INSERT", "UPDATE"])
-    assert statements("finished") == ["INSERT", "UPDATE", "INSERT", "INSERT"]
+    postgresql = connection.vendor == "postgresql"
+    assert statements("processing") == (["WITH"] if postgresql else ["SELECT", "INSERT", "UPDATE"])
+    assert statements("finished") == (["WITH"] if postgresql else ["SELECT", "INSERT", "UPDATE", "INSERT", "INSERT"])
+    job.refresh_from_db()
+    assert job.status == "finished"
+    assert [task.task_path for task in DBTaskResult.objects.all()] == ["conversions.tasks.store_outputs"]
 
 
 @pytest.mark.django_db
@@ -182,18 +189,30 @@ def test_it_applies_a_recorded_cloudconvert_delivery(client, settings, alice):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_while_applying_lets_the_senders_retry_apply_it(settings, job, monkeypatch):
-    """The delivery is recorded with the update it carries: if applying fails, the retry is no "duplicate"."""
+    """The delivery is recorded with the update it carries: if applying fails, the retry is no "duplicate".
+    It fails where the files' rows are written: on SQLite in their own INSERT, on PostgreSQL in
+    their part of the one statement (a division by zero as each row is written)."""
     body, signature = delivery(settings, "job.finished", job_payload(job.remote_job_id, "finished"))
-    record_outputs = services._record_outputs
     calls = []
+    if connection.vendor == "postgresql":
+        outputs_insert_from = services._outputs_insert_from
 
-    def fails_the_first_time(*args, **kwargs):
-        calls.append(args)
-        if len(calls) == 1:
-            raise OperationalError("database is locked")
-        return record_outputs(*args, **kwargs)
+        def fails_the_first_time(*args, **kwargs):
+            calls.append(args)
+            sql, params = outputs_insert_from(*args, **kwargs)
+            return (f"{sql} RETURNING 1/0", params) if len(calls) == 1 else (sql, params)
 
-    monkeypatch.setattr(services, "_record_outputs", fails_the_first_time)
+        monkeypatch.setattr(services, "_outputs_insert_from", fails_the_first_time)
+    else:
+        record_outputs = services._record_outputs
+
+        def fails_the_first_time(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == 1:
+                raise OperationalError("database is locked")
+            return record_outputs(*args, **kwargs)
+
+        monkeypatch.setattr(services, "_record_outputs", fails_the_first_time)
     client = Client(raise_request_exception=False)
     assert post(client, body, signature).status_code == 500  # the sender will retry
     job.refresh_from_db()
@@ -205,6 +224,7 @@ def test_a_failure_while_applying_lets_the_senders_retry_apply_it(settings, job,
     job.refresh_from_db()
     assert job.status == "finished"
     assert [f.filename for f in job.files.all()] == ["photo.jpg"]
+    assert [task.task_path for task in DBTaskResult.objects.all()] == ["conversions.tasks.store_outputs"]
     assert post(client, body, signature).json() == {"result": "duplicate"}
 
 

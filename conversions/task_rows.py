@@ -1,0 +1,106 @@
+"""Queuing a task of the database backend (django-tasks-db) as part of a statement ccweb writes
+itself: the webhook's, which records a delivery, moves its job and queues what follows in one
+statement on PostgreSQL, and without the ORM's per-row work on SQLite.
+
+`task.enqueue()` builds the same row through the ORM (DBTaskResult.objects.create), sends
+task_enqueued, and ccweb's receiver of that signal rings the workers' doorbell after the commit
+(engine/wakeup.py). Here the row is built from the model the same way (the backend's id, the
+model's defaults and pre_save, each field's own conversion for this database), and the caller
+rings: ring_after_commit() on SQLite; on PostgreSQL the statement itself calls pg_notify, which
+PostgreSQL delivers when, and only if, it commits. task_enqueued is not sent for these rows:
+ccweb's receiver is the ring, done here; django-tasks' own only logs.
+
+Only for a task whose backend is DatabaseBackend (uses_rows); any other is enqueued the usual way.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import connection
+from django.db.models import Field
+from django.db.models.signals import pre_save
+from django.utils import timezone
+from django_tasks.base import Task
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.compat import normalize_json
+from django_tasks_db.models import DBTaskResult
+
+from engine import wakeup
+
+
+def uses_rows(task: Task) -> bool:
+    return isinstance(task.get_backend(), DatabaseBackend)
+
+
+def _row(task: Task, args: list) -> list[tuple[str, object, str]]:
+    """(quoted column, value for this database, column type) of each column of the row that
+    task.enqueue(*args) would insert now."""
+    backend = task.get_backend()
+    backend.validate_task(task)
+    result = DBTaskResult(
+        id=backend._get_id(),
+        args_kwargs=normalize_json({"args": args, "kwargs": {}}),
+        priority=task.priority,
+        task_path=task.module_path,
+        queue_name=task.queue_name,
+        run_after=task.run_after,
+        backend_name=backend.alias,
+    )
+    pre_save.send(sender=DBTaskResult, instance=result, raw=False, using=connection.alias, update_fields=None)
+    return [
+        (column, field.get_db_prep_save(field.pre_save(result, True), connection), db_type)
+        for field, column, db_type in _fields(connection.vendor)
+    ]
+
+
+@functools.cache
+def _fields(vendor: str) -> list[tuple[Field, str, str]]:
+    """DBTaskResult's columns: each field, its quoted column and its type on this database."""
+    return [
+        (field, connection.ops.quote_name(field.column), field.db_type(connection))
+        for field in DBTaskResult._meta.concrete_fields
+    ]
+
+
+def insert(task: Task, *args: object) -> tuple[str, list]:
+    """The INSERT queuing task(*args), and its parameters: for the caller's transaction."""
+    row = _row(task, list(args))
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(DBTaskResult._meta.db_table)} "
+        f"({', '.join(column for column, _, _ in row)}) VALUES ({', '.join(['%s'] * len(row))})"
+    )
+    return sql, [value for _, value, _ in row]
+
+
+def insert_from(task: Task, *, source: str, first_arg: str, where: str = "TRUE") -> tuple[str, list]:
+    """An INSERT ... SELECT queuing task(x) once for each row of `source` (a WITH query of the same
+    statement) that meets `where`, x being the SQL `first_arg` (a column of `source`), and its
+    parameters. PostgreSQL only: the arguments are built as JSON by the statement."""
+    row = _row(task, [None])
+    values, params = [], []
+    for (field, _, _), (column, value, db_type) in zip(_fields(connection.vendor), row, strict=True):
+        if field.name == "args_kwargs":
+            values.append(f"jsonb_build_object('args', jsonb_build_array({first_arg}), 'kwargs', '{{}}'::jsonb)")
+        else:
+            # A parameter in a SELECT list has no column to take its type from.
+            values.append(f"CAST(%s AS {db_type})")
+            params.append(value)
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(DBTaskResult._meta.db_table)} "
+        f"({', '.join(column for column, _, _ in row)}) SELECT {', '.join(values)} FROM {source} WHERE {where}"
+    )
+    return sql, params
+
+
+def notify(queue_name: str) -> tuple[str, list]:
+    """The pg_notify() call ringing the doorbell of a queue, and its parameters: PostgreSQL sends
+    it when the statement's transaction commits, and not at all if it does not."""
+    return "pg_notify(%s, %s)", [wakeup.CHANNEL, queue_name]
+
+
+def ring_after_commit(task: Task) -> None:
+    """Ring the doorbell of `task`'s queue once the caller's transaction commits (not for a task
+    due later: a worker's poll finds it then)."""
+    if task.run_after is None or task.run_after <= timezone.now():
+        wakeup.ring_on_commit(task.queue_name)

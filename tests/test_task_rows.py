@@ -1,0 +1,109 @@
+"""Tasks queued by ccweb's own statements (conversions/task_rows.py): the same row enqueue() writes,
+a worker's doorbell rung when (and only when) the statement's transaction commits."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django.db import connection, transaction
+from django.forms.models import model_to_dict
+from django.test import Client
+from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
+
+from conversions import task_rows
+from conversions.cloudconvert.webhooks import sign
+from conversions.models import ConversionJob
+from conversions.tasks import notify_owner, store_outputs
+from engine.wakeup import Doorbell
+from tests.factories import job_payload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Differ from one row to the next, whoever writes it.
+OWN = ("id", "enqueued_at")
+
+
+def row(result: DBTaskResult) -> dict:
+    return {name: value for name, value in model_to_dict(result).items() if name not in OWN}
+
+
+def test_a_row_queued_by_a_statement_is_the_row_enqueue_writes() -> None:
+    enqueued = DBTaskResult.objects.get(pk=store_outputs.enqueue(42).id)
+    with connection.cursor() as cursor:
+        cursor.execute(*task_rows.insert(store_outputs, 42))
+    [written] = DBTaskResult.objects.exclude(pk=enqueued.pk)
+
+    assert row(written) == row(enqueued)
+    assert written.task_result.args == [42]
+    assert written.task_result.task.func is store_outputs.func
+    assert abs((written.enqueued_at - enqueued.enqueued_at).total_seconds()) < 5
+
+
+def test_a_row_queued_for_each_row_of_a_with_query_is_that_row_too() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("INSERT ... SELECT from a data-modifying WITH query is PostgreSQL's (SQLite takes insert())")
+    enqueued = DBTaskResult.objects.get(pk=notify_owner.enqueue(7).id)
+    statement, params = task_rows.insert_from(notify_owner, source="ids", first_arg="ids.n", where="ids.n > 6")
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH ids (n) AS (VALUES (6), (7)), queued AS ({statement}) SELECT 1", params)
+    [written] = DBTaskResult.objects.exclude(pk=enqueued.pk)
+
+    assert row(written) == row(enqueued)
+    assert written.task_result.args == [7]
+
+
+def rung(doorbell: Doorbell, within: float) -> bool:
+    started = time.monotonic()
+    doorbell.wait(within)
+    return time.monotonic() - started < within * 0.9
+
+
+def test_the_workers_are_rung_once_the_transaction_commits_and_not_before() -> None:
+    doorbell = Doorbell(["default"])
+    doorbell.open()
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(*task_rows.insert(store_outputs, 1))
+            task_rows.ring_after_commit(store_outputs)
+            assert not rung(doorbell, 0.5)
+        assert rung(doorbell, 5.0)
+
+        with pytest.raises(RuntimeError), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(*task_rows.insert(store_outputs, 2))
+            task_rows.ring_after_commit(store_outputs)
+            raise RuntimeError("rolled back")
+        assert not rung(doorbell, 0.5)
+    finally:
+        doorbell.close()
+    assert [result.args_kwargs["args"] for result in DBTaskResult.objects.all()] == [[1]]
+
+
+@pytest.mark.parametrize("notify_by_email", [False, True])
+def test_a_finishing_webhook_queues_the_copy_and_the_mail_asked_for_and_rings(alice, settings, notify_by_email) -> None:
+    job = ConversionJob.objects.create(
+        user=alice, output_format="jpg", remote_job_id="6b4ea3ea-0000-4000-8000-0000000000bb",
+        notify_by_email=notify_by_email,
+    )
+    body = json.dumps({"event": "job.finished", "job": job_payload(job.remote_job_id, "finished")}).encode()
+    doorbell = Doorbell(["default"])
+    doorbell.open()
+    try:
+        response = Client().post(
+            reverse("conversions:webhook"), data=body, content_type="application/json",
+            HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),
+        )
+        assert response.json() == {"result": "applied"}
+        assert rung(doorbell, 5.0)
+    finally:
+        doorbell.close()
+    queued = sorted((result.task_path, result.args_kwargs["args"]) for result in DBTaskResult.objects.all())
+    expected = [("conversions.tasks.store_outputs", [job.pk])]
+    if notify_by_email:
+        expected.insert(0, ("conversions.tasks.notify_owner", [job.pk]))
+    assert queued == expected
+    assert all(result.status == "READY" for result in DBTaskResult.objects.all())
