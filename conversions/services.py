@@ -621,7 +621,10 @@ def _webhook_receive_at_once(insert: str, insert_params: list, job_payload: dict
         ring, ring_params = task_rows.notify(queue_name)
         rings.append(f", (SELECT {ring} FROM moved)")
         rings_params += ring_params
-    with connection.cursor() as cursor:
+    # A prepared statement where the backend offers one (ccweb/db/postgresql): planned once per
+    # connection, its values (the body, the payload) never parsed as SQL.
+    prepared_cursor = getattr(connection, "prepared_cursor", connection.cursor)
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"WITH {', '.join(queries)} SELECT EXISTS (SELECT 1 FROM recorded), EXISTS ({lookup}){''.join(rings)}",
             [*params, *lookup_params, *rings_params],

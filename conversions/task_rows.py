@@ -33,14 +33,47 @@ def uses_rows(task: Task) -> bool:
     return isinstance(task.get_backend(), DatabaseBackend)
 
 
+# The columns whose values differ from one row to the next; every other one holds the same value
+# in every row of a task (its path, queue, priority and backend, the model's defaults).
+PER_ROW = ("id", "enqueued_at", "args_kwargs")
+
+
 def _row(task: Task, args: list) -> list[tuple[str, object, str]]:
     """(quoted column, value for this database, column type) of each column of the row that
     task.enqueue(*args) would insert now."""
+    fresh = _fresh(task, args)
+    return [
+        (column, fresh.get(field.name, value), db_type)
+        for (field, column, db_type), value in zip(
+            _fields(connection.vendor), _same_in_every_row(task, connection.vendor), strict=True
+        )
+    ]
+
+
+def _fresh(task: Task, args: list | None) -> dict[str, object]:
+    """The values of PER_ROW for a new row of task(*args), ready for this database (without the
+    arguments when args is None)."""
+    meta = DBTaskResult._meta
+    fresh = {
+        "id": meta.pk.get_db_prep_save(task.get_backend()._get_id(), connection),
+        "enqueued_at": connection.ops.adapt_datetimefield_value(timezone.now()),
+    }
+    if args is not None:
+        arguments = normalize_json({"args": args, "kwargs": {}})
+        fresh["args_kwargs"] = meta.get_field("args_kwargs").get_db_prep_save(arguments, connection)
+    return fresh
+
+
+@functools.lru_cache(maxsize=64)
+def _same_in_every_row(task: Task, vendor: str) -> list[object]:
+    """The values of a row of `task` as enqueue() builds it (the model with the backend's
+    arguments, its defaults, pre_save and each field's conversion for this database), built once
+    per task and database; those of PER_ROW are replaced for each row."""
     backend = task.get_backend()
     backend.validate_task(task)
     result = DBTaskResult(
         id=backend._get_id(),
-        args_kwargs=normalize_json({"args": args, "kwargs": {}}),
+        args_kwargs=normalize_json({"args": [], "kwargs": {}}),
         priority=task.priority,
         task_path=task.module_path,
         queue_name=task.queue_name,
@@ -48,10 +81,7 @@ def _row(task: Task, args: list) -> list[tuple[str, object, str]]:
         backend_name=backend.alias,
     )
     pre_save.send(sender=DBTaskResult, instance=result, raw=False, using=connection.alias, update_fields=None)
-    return [
-        (column, field.get_db_prep_save(field.pre_save(result, True), connection), db_type)
-        for field, column, db_type in _fields(connection.vendor)
-    ]
+    return [field.get_db_prep_save(field.pre_save(result, True), connection) for field, _, _ in _fields(vendor)]
 
 
 @functools.cache
@@ -76,21 +106,31 @@ def insert(task: Task, *args: object) -> tuple[str, list]:
 def insert_from(task: Task, *, source: str, first_arg: str, where: str = "TRUE") -> tuple[str, list]:
     """An INSERT ... SELECT queuing task(x) once for each row of `source` (a WITH query of the same
     statement) that meets `where`, x being the SQL `first_arg` (a column of `source`), and its
-    parameters. PostgreSQL only: the arguments are built as JSON by the statement."""
-    row = _row(task, [None])
-    values, params = [], []
-    for (field, _, _), (column, value, db_type) in zip(_fields(connection.vendor), row, strict=True):
+    parameters. PostgreSQL only: the arguments are built as JSON by the statement, and the values
+    the same in every row are written in as literals (psycopg's quoting): two parameters remain."""
+    fresh = _fresh(task, None)
+    return (
+        f"{_insert_select(task, connection.vendor, first_arg)} FROM {source} WHERE {where}",
+        [fresh["id"], fresh["enqueued_at"]],
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_select(task: Task, vendor: str, first_arg: str) -> str:
+    """INSERT INTO ... SELECT of a row of `task` without its FROM: id and enqueued_at parameters,
+    the arguments [first_arg], the rest literals."""
+    values = []
+    for (field, _, db_type), value in zip(_fields(vendor), _same_in_every_row(task, vendor), strict=True):
         if field.name == "args_kwargs":
             values.append(f"jsonb_build_object('args', jsonb_build_array({first_arg}), 'kwargs', '{{}}'::jsonb)")
-        else:
-            # A parameter in a SELECT list has no column to take its type from.
+        elif field.name in PER_ROW:
             values.append(f"CAST(%s AS {db_type})")
-            params.append(value)
-    sql = (
+        else:
+            values.append(f"CAST({connection.ops.compose_sql('%s', [value])} AS {db_type})")
+    return (
         f"INSERT INTO {connection.ops.quote_name(DBTaskResult._meta.db_table)} "
-        f"({', '.join(column for column, _, _ in row)}) SELECT {', '.join(values)} FROM {source} WHERE {where}"
+        f"({', '.join(column for _, column, _ in _fields(vendor))}) SELECT {', '.join(values)}"
     )
-    return sql, params
 
 
 def notify(queue_name: str) -> tuple[str, list]:

@@ -63,3 +63,66 @@ def test_a_connection_the_server_terminated_is_replaced_before_anyone_uses_it(po
 
     assert after != before
     assert len(pooled) >= 1, "the connection that had something to say was checked the full way"
+
+
+# --- Prepared statements (the webhook's) ------------------------------------------------------------
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY prepare_time")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+@pytest.fixture
+def postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements of a connection are PostgreSQL's")
+
+
+def test_a_prepared_cursor_prepares_its_query_once_and_binds_values_apart(postgresql):
+    hostile = "'); DROP TABLE conversions_conversionjob; --"
+    for _ in range(3):
+        with connection.prepared_cursor() as cursor:
+            cursor.execute("SELECT %s::text, %s::int + 1", [hostile, 1])
+            assert cursor.fetchone() == (hostile, 2)
+    assert prepared_statements() == ["SELECT $1::text, $2::int + 1"]
+
+    with connection.cursor() as cursor:  # Django's own cursors still bind on the client
+        for _ in range(10):
+            cursor.execute("SELECT %s::int", [1])
+    assert prepared_statements() == ["SELECT $1::text, $2::int + 1"]
+
+
+def test_a_prepared_cursor_fails_as_django_cursors_do(postgresql):
+    from django.db import ProgrammingError
+
+    with pytest.raises(ProgrammingError), connection.prepared_cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table WHERE id = %s", [1])
+    with connection.prepared_cursor() as cursor:  # the connection goes on
+        cursor.execute("SELECT %s::int", [5])
+        assert cursor.fetchone() == (5,)
+
+
+def test_the_webhook_statement_is_prepared_and_reused(postgresql, alice, settings):
+    import json
+
+    from django.test import Client
+    from django.urls import reverse
+
+    from conversions.cloudconvert.webhooks import sign
+    from conversions.models import ConversionJob
+    from tests.factories import job_payload
+
+    for n in range(3):
+        job = ConversionJob.objects.create(user=alice, output_format="jpg", remote_job_id=f"prepared-{n}")
+        body = json.dumps({"event": "job.finished", "job": job_payload(job.remote_job_id, "finished")}).encode()
+        response = Client().post(
+            reverse("conversions:webhook"), data=body, content_type="application/json",
+            HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),
+        )
+        assert response.json() == {"result": "applied"}
+        job.refresh_from_db()
+        assert (job.status, job.files.count()) == ("finished", 1)
+    [statement] = [s for s in prepared_statements() if s.startswith("WITH recorded AS")]
+    assert "$1" in statement and "job.finished" not in statement  # the values travel apart
