@@ -40,6 +40,7 @@ from conversions.models import (
 )
 from conversions.payloads import MalformedPayload, job_payload_clean
 from conversions.thumbnails import thumbnail_png
+from engine import wakeup
 
 logger = logging.getLogger(__name__)
 
@@ -454,7 +455,7 @@ def _enqueue_with_commit(task: Task, *args: object) -> None:
     if task_rows.uses_rows(task):
         with connection.cursor() as cursor:
             cursor.execute(*task_rows.insert(task, *args))
-        task_rows.ring_after_commit(task)
+        wakeup.ring_when_committed(task)
     else:
         transaction.on_commit(lambda: task.enqueue(*args))
 
@@ -491,21 +492,19 @@ def _record_outputs(job_id: int, tasks: list[dict]) -> int:
     Called once per job, in the transaction that makes it finished (a finished job is never
     applied again), so no row of it exists yet: nothing to read or update first. A row that is
     there all the same (same job and file name) is kept as it is."""
-    found = _exported(tasks)
-    rows = _output_rows(found)
-    fields = OUTPUT_FIELDS
-    column = _quoted(OutputFile, *fields)
-    row = f"({', '.join(['%s'] * len(fields))})"
-    per_insert = min(500, (connection.features.max_query_params or 500 * len(fields)) // len(fields))
+    rows = _output_rows(_exported(tasks), job_id=job_id)
+    column = _quoted(OutputFile, *OUTPUT_FIELDS)
+    row = f"({', '.join(['%s'] * len(OUTPUT_FIELDS))})"
+    per_insert = min(500, (connection.features.max_query_params or 500 * len(OUTPUT_FIELDS)) // len(OUTPUT_FIELDS))
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_insert):
             batch = rows[start : start + per_insert]
             cursor.execute(
-                f"INSERT INTO {column['table']} ({', '.join(column[name] for name in fields)}) "
+                f"INSERT INTO {column['table']} ({', '.join(column[name] for name in OUTPUT_FIELDS)}) "
                 f"VALUES {', '.join([row] * len(batch))} ON CONFLICT DO NOTHING",
-                [job_id if name == "job" else value for values in batch for name, value in zip(fields, values)],
+                [value for values in batch for value in values],
             )
-    return len(found)
+    return len(rows)
 
 
 # The columns of an OutputFile row the webhook writes, in its statements' order.
@@ -526,12 +525,13 @@ def _exported(tasks: list[dict]) -> dict[str, tuple[int | None, str]]:
     return found
 
 
-def _output_rows(found: dict[str, tuple[int | None, str]]) -> list[list]:
-    """The values of OUTPUT_FIELDS for each file, ready for this database; None for the job."""
+def _output_rows(found: dict[str, tuple[int | None, str]], *, job_id: int | None) -> list[list]:
+    """The values of OUTPUT_FIELDS for each file, ready for this database (job_id None: the job
+    is told by the statement)."""
     uuid_field = OutputFile._meta.get_field("uuid")
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     return [
-        [uuid_field.get_db_prep_save(uuid.uuid4(), connection), None, filename, size, url, "", "", now]
+        [uuid_field.get_db_prep_save(uuid.uuid4(), connection), job_id, filename, size, url, "", "", now]
         for filename, (size, url) in found.items()
     ]
 
@@ -601,7 +601,7 @@ def _webhook_receive_at_once(insert: str, insert_params: list, job_payload: dict
     queries, params = [f"recorded AS ({insert})", f"moved AS ({update})"], [*insert_params, *update_params]
     queued: list[Task] = []
     status = _status_of(job_payload)
-    if status == Status.FINISHED and (rows := _output_rows(_exported(list(job_payload.get("tasks") or [])))):
+    if status == Status.FINISHED and (rows := _output_rows(_exported(list(job_payload.get("tasks") or [])), job_id=None)):
         files, files_params = _outputs_insert_from(rows, job_id=moved_id, source="moved")
         queries.append(f"files AS ({files})")
         params += files_params
@@ -618,7 +618,7 @@ def _webhook_receive_at_once(insert: str, insert_params: list, job_payload: dict
         queued.append(notify_owner)
     rings, rings_params = [], []
     for queue_name in dict.fromkeys(task.queue_name for task in queued):
-        ring, ring_params = task_rows.notify(queue_name)
+        ring, ring_params = wakeup.notify_call(queue_name)
         rings.append(f", (SELECT {ring} FROM moved)")
         rings_params += ring_params
     # A prepared statement where the backend offers one (ccweb/db/postgresql): planned once per

@@ -6,8 +6,8 @@ statement on PostgreSQL, and without the ORM's per-row work on SQLite.
 task_enqueued, and ccweb's receiver of that signal rings the workers' doorbell after the commit
 (engine/wakeup.py). Here the row is built from the model the same way (the backend's id, the
 model's defaults and pre_save, each field's own conversion for this database), and the caller
-rings: ring_after_commit() on SQLite; on PostgreSQL the statement itself calls pg_notify, which
-PostgreSQL delivers when, and only if, it commits. task_enqueued is not sent for these rows:
+rings: wakeup.ring_when_committed() on SQLite; on PostgreSQL the statement itself calls pg_notify
+(wakeup.notify_call), which PostgreSQL delivers when, and only if, it commits. task_enqueued is not sent for these rows:
 ccweb's receiver is the ring, done here; django-tasks' own only logs.
 
 Only for a task whose backend is DatabaseBackend (uses_rows); any other is enqueued the usual way.
@@ -25,8 +25,6 @@ from django_tasks.base import Task
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.compat import normalize_json
 from django_tasks_db.models import DBTaskResult
-
-from engine import wakeup
 
 
 def uses_rows(task: Task) -> bool:
@@ -131,16 +129,3 @@ def _insert_select(task: Task, vendor: str, first_arg: str) -> str:
         f"INSERT INTO {connection.ops.quote_name(DBTaskResult._meta.db_table)} "
         f"({', '.join(column for _, column, _ in _fields(vendor))}) SELECT {', '.join(values)}"
     )
-
-
-def notify(queue_name: str) -> tuple[str, list]:
-    """The pg_notify() call ringing the doorbell of a queue, and its parameters: PostgreSQL sends
-    it when the statement's transaction commits, and not at all if it does not."""
-    return "pg_notify(%s, %s)", [wakeup.CHANNEL, queue_name]
-
-
-def ring_after_commit(task: Task) -> None:
-    """Ring the doorbell of `task`'s queue once the caller's transaction commits (not for a task
-    due later: a worker's poll finds it then)."""
-    if task.run_after is None or task.run_after <= timezone.now():
-        wakeup.ring_on_commit(task.queue_name)

@@ -55,8 +55,9 @@ def _socket_folder(data_dir: str, database: str) -> Path:
 def ring(queue_name: str) -> None:
     """Tell the idle workers that a task of queue_name is ready (call after the commit)."""
     if uses_notify():
+        call, params = notify_call(queue_name)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, queue_name])
+            cursor.execute(f"SELECT {call}", params)
         return
     try:
         bells = list(socket_folder().glob("*.sock"))
@@ -79,19 +80,27 @@ def ring(queue_name: str) -> None:
                 logger.warning("Could not ring the worker doorbell %s: %s", bell, error)
 
 
+def notify_call(queue_name: str) -> tuple[str, list]:
+    """The pg_notify() call ringing for queue_name, and its parameters, for a statement of the
+    caller's: PostgreSQL sends it when that statement's transaction commits, not at all if it does
+    not."""
+    return "pg_notify(%s, %s)", [CHANNEL, queue_name]
+
+
 @receiver(task_enqueued)
 def ring_after_commit(sender: type, task_result: object, **kwargs: object) -> None:
     if not issubclass(sender, DatabaseBackend):
         return  # another backend (RQ) wakes its workers itself
-    task = task_result.task  # type: ignore[attr-defined]
+    ring_when_committed(task_result.task)  # type: ignore[attr-defined]
+
+
+def ring_when_committed(task: object) -> None:
+    """Ring for the queue of a task just queued, once the current transaction commits (at once
+    outside one); not for a task due later: the worker's poll finds it then."""
     run_after = getattr(task, "run_after", None)
     if run_after is not None and run_after.timestamp() > time.time():
-        return  # due later: the worker's poll finds it then
-    ring_on_commit(task.queue_name)
-
-
-def ring_on_commit(queue_name: str) -> None:
-    """Ring for queue_name once the current transaction commits (at once outside one)."""
+        return
+    queue_name = task.queue_name  # type: ignore[attr-defined]
 
     def notify() -> None:
         try:

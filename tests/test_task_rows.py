@@ -17,6 +17,7 @@ from conversions import task_rows
 from conversions.cloudconvert.webhooks import sign
 from conversions.models import ConversionJob
 from conversions.tasks import notify_owner, store_outputs
+from engine import wakeup
 from engine.wakeup import Doorbell
 from tests.factories import job_payload
 
@@ -68,14 +69,14 @@ def test_the_workers_are_rung_once_the_transaction_commits_and_not_before() -> N
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(*task_rows.insert(store_outputs, 1))
-            task_rows.ring_after_commit(store_outputs)
+            wakeup.ring_when_committed(store_outputs)
             assert not rung(doorbell, 0.5)
         assert rung(doorbell, 5.0)
 
         with pytest.raises(RuntimeError), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(*task_rows.insert(store_outputs, 2))
-            task_rows.ring_after_commit(store_outputs)
+            wakeup.ring_when_committed(store_outputs)
             raise RuntimeError("rolled back")
         assert not rung(doorbell, 0.5)
     finally:
