@@ -18,7 +18,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.files.base import ContentFile, File
 from django.core.mail import send_mail
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -314,9 +315,12 @@ def job_delete(*, job: ConversionJob, by: AbstractBaseUser, detail: dict | None 
         activity.record(actor=by, verb=activity.DELETED, target=job, detail=detail)
 
 
+_STATUSES = frozenset(Status.values)
+
+
 def _status_of(payload: dict) -> str:
     status = payload.get("status")
-    if status in Status.values:
+    if status in _STATUSES:
         return status
     return Status.WAITING
 
@@ -377,6 +381,25 @@ def _job_update(payload: dict, *, only_if: str = "") -> tuple[str, list]:
     the same job waits for the row and sees the status this one wrote, so two deliveries never
     both end a job and a late one never undoes a later state. The job's stored payload (up to
     megabytes of JSON) is replaced, never read. `only_if`: one more SQL condition."""
+    changes, movable = _job_changes(payload)
+    column = _job_columns()
+    assignments = [f"{column[name]} = %s" for name in changes]
+    # The file's name is the first one the API tells: kept once known.
+    filename = column["input_filename"]
+    assignments.append(f"{filename} = CASE WHEN {filename} = '' THEN %s ELSE {filename} END")
+    lookup, lookup_params = _job_lookup(payload)
+    sql = (
+        f"UPDATE {column['table']} SET {', '.join(assignments)} WHERE {column['id']} = ({lookup}) "
+        f"AND {column['status']} IN ({', '.join(['%s'] * len(movable))}){f' AND {only_if}' if only_if else ''} "
+        f"RETURNING {column['id']}, {column['notify_by_email']}"
+    )
+    return sql, [*changes.values(), _input_filename(list(payload.get("tasks") or [])), *lookup_params, *movable]
+
+
+def _job_changes(payload: dict) -> tuple[dict[str, object], list[str]]:
+    """What applying `payload` writes into its job (by field, ready for this database; the error
+    only for a failed job, the end only for an ended one), and the statuses the job may be in for
+    that: not ended, not further on than the payload's."""
     new_status = _status_of(payload)
     tasks = list(payload.get("tasks") or [])
     now = timezone.now()
@@ -387,26 +410,20 @@ def _job_update(payload: dict, *, only_if: str = "") -> tuple[str, list]:
         changes["error_message"], changes["error_code"] = _failure_sentence(tasks)
     if new_status in ConversionJob.TERMINAL:
         changes["finished_at"] = now
-    movable = [
-        status for status, rank in ConversionJob.STATUS_RANK.items()
-        if status not in ConversionJob.TERMINAL and rank <= ConversionJob.STATUS_RANK[new_status]
-    ]
-    column = _job_columns()
-    assignments, params = [], []
-    for name, value in changes.items():
-        assignments.append(f"{column[name]} = %s")
-        params.append(ConversionJob._meta.get_field(name).get_db_prep_save(value, connection))
-    # The file's name is the first one the API tells: kept once known.
-    filename = column["input_filename"]
-    assignments.append(f"{filename} = CASE WHEN {filename} = '' THEN %s ELSE {filename} END")
-    params.append(_input_filename(tasks))
-    lookup, lookup_params = _job_lookup(payload)
-    sql = (
-        f"UPDATE {column['table']} SET {', '.join(assignments)} WHERE {column['id']} = ({lookup}) "
-        f"AND {column['status']} IN ({', '.join(['%s'] * len(movable))}){f' AND {only_if}' if only_if else ''} "
-        f"RETURNING {column['id']}, {column['notify_by_email']}"
+    return (
+        {name: ConversionJob._meta.get_field(name).get_db_prep_save(value, connection) for name, value in changes.items()},
+        _MOVABLE_TO[new_status],
     )
-    return sql, [*params, *lookup_params, *movable]
+
+
+# For each status, those a job may move to it from: not ended, not further on.
+_MOVABLE_TO = {
+    new: [
+        status for status, rank in ConversionJob.STATUS_RANK.items()
+        if status not in ConversionJob.TERMINAL and rank <= ConversionJob.STATUS_RANK[new]
+    ]
+    for new in ConversionJob.STATUS_RANK
+}
 
 
 def _job_lookup(payload: dict) -> tuple[str, list]:
@@ -547,8 +564,10 @@ def webhook_receive(*, body: bytes, event: str, job_payload: object) -> str:
     insert, insert_params = _delivery_insert(body=body, event=event, remote_job_id=job_payload["id"])
     if connection.vendor == "postgresql" and _at_once_possible(job_payload):
         return _webhook_receive_at_once(insert, insert_params, job_payload)
-    if connection.vendor == "sqlite" and _delivery_seen(insert_params[0]):
-        return "duplicate"
+    if connection.vendor == "sqlite":
+        if _delivery_seen(insert_params[0]):
+            return "duplicate"
+        return _webhook_receive_sqlite(insert_params, job_payload)
     update = _job_update(job_payload)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(insert, insert_params)
@@ -635,6 +654,134 @@ def _webhook_receive_at_once(insert: str, insert_params: list, job_payload: dict
     return "applied" if known else "unknown job"
 
 
+def _webhook_receive_sqlite(insert_params: list, job_payload: dict) -> str:
+    """On SQLite a delivery is recorded and applied by one statement too: an INSERT into a
+    temporary view whose trigger does what _webhook_receive_at_once's WITH queries do (SQLite has
+    no data-modifying WITH). One statement is a transaction of its own, and SQLite runs it without
+    coming back to Python, so the write lock, which every writer of every process waits for, is
+    held for the statement's own work (about 0.2 ms). Through a transaction of several statements
+    it was held 2 ms on average under bench/webhooks.py's load, mostly by a thread waiting for the
+    other threads of its process to let it run again between two statements; the ingest of one
+    gunicorn process then kept the other's waiting, and two processes were no faster than one."""
+    from conversions.tasks import notify_owner, store_outputs
+
+    status = _status_of(job_payload)
+    changes, movable = _job_changes(job_payload)
+    tasks = list(job_payload.get("tasks") or [])
+    rows = _output_rows(_exported(tasks), job_id=None) if status == Status.FINISHED else []
+    # The tasks that follow an end, each with its row's id when it is queued by the statement.
+    following = [(store_outputs, bool(rows)), (notify_owner, status in ConversionJob.TERMINAL)]
+    ids = [task_rows.fresh_id(task) if wanted and task_rows.uses_rows(task) else None for task, wanted in following]
+    values = {
+        **dict(zip(DELIVERY_PARAMETERS, insert_params, strict=True)),
+        **{name: changes.get(name) for name in SQLITE_APPLIED_FIELDS},
+        "input_filename": _input_filename(tasks),
+        "movable": json.dumps(movable),
+        "outputs": json.dumps([[value for name, value in zip(OUTPUT_FIELDS, row) if name != "job"] for row in rows]),
+        "copy_id": ids[0],
+        "mail_id": ids[1],
+        "enqueued_at": connection.ops.adapt_datetimefield_value(timezone.now()),
+    }
+    with connection.cursor() as cursor:
+        _sqlite_apply(
+            cursor,
+            f"INSERT INTO ccweb_webhook_apply ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})",
+            list(values.values()),
+        )
+        # What the trigger found and did, kept by this connection (no read of the database).
+        cursor.execute("SELECT recorded, job_id, notify, moved FROM ccweb_applied")
+        recorded, known, notify_by_email, moved = cursor.fetchone()
+    if not recorded:
+        return "duplicate"
+    if moved:
+        # What follows the move: queued by the statement (the workers are rung, once per queue),
+        # or now by another task backend. The e-mail only when the owner asked for one.
+        queued = [(task, row_id) for (task, wanted), row_id in zip(following, ids, strict=True)
+                  if wanted and (task is not notify_owner or notify_by_email)]
+        for task, row_id in queued:
+            if row_id is None:
+                _enqueue_with_commit(task, known)
+        for task in {task.queue_name: task for task, row_id in queued if row_id is not None}.values():
+            wakeup.ring_when_committed(task)
+    return "applied" if known is not None else "unknown job"
+
+
+# The columns of the job the SQLite trigger sets from the delivery (_job_changes; NULL: kept).
+SQLITE_APPLIED_FIELDS = ("payload", "status", "percent", "updated_at", "error_message", "error_code", "finished_at")
+
+
+def _sqlite_apply(cursor: CursorWrapper, sql: str, params: list) -> None:
+    """Execute the INSERT into the view of _webhook_receive_sqlite, first making the view and its
+    trigger on this connection when they are not there: at its first delivery, or again after a
+    rollback of the transaction that made them (temporary objects live as long as their
+    connection; made as it opens, they would be in the way of the migrations that rebuild the
+    tables they write)."""
+    try:
+        cursor.execute(sql, params)
+    except OperationalError as error:
+        if "no such table: ccweb_webhook_apply" not in str(error):
+            raise
+        for statement in _sqlite_apply_ddl():
+            cursor.execute(statement)
+        cursor.execute(sql, params)
+
+
+@functools.cache
+def _sqlite_apply_ddl() -> list[str]:
+    """CREATE statements of the temporary table `ccweb_applied` (what the WITH queries `recorded`
+    and `moved` of the PostgreSQL statement hold, kept by the connection for the read that follows),
+    of the view a delivery is inserted into and of its trigger. The trigger holds the write lock
+    from its first statement, so what it reads first is still so when it writes: whether the body
+    was recorded before; the job and whether it may move (_job_update). Then it records the body;
+    moves the job; for an end, writes its files' rows and queues the tasks that follow
+    (_job_ended), as task_rows.insert_select_sqlite builds them."""
+    from conversions.tasks import notify_owner, store_outputs
+
+    delivery = _quoted(WebhookDelivery, "body_sha256", "event", "remote_job_id", "received_at", "rejected_because",
+                       "detail", "body_size", "body")
+    job = _job_columns()
+    output = _quoted(OutputFile, *OUTPUT_FIELDS)
+    given = [name for name in OUTPUT_FIELDS if name != "job"]
+    columns = [*DELIVERY_PARAMETERS, *SQLITE_APPLIED_FIELDS, "input_filename", "movable", "outputs", "copy_id",
+               "mail_id", "enqueued_at"]
+    moved = "FROM ccweb_applied WHERE recorded AND moved"
+
+    def queue(task: Task, row_id: str, condition: str) -> str:
+        sql = task_rows.insert_select_sqlite(task, first_arg="job_id", row_id=row_id, enqueued_at="NEW.enqueued_at")
+        return f"{sql} {moved} AND {condition};"
+
+    def kept_unless_null(name: str) -> str:
+        return f"{job[name]} = COALESCE(NEW.{name}, {job[name]})"
+
+    return [
+        "CREATE TEMP TABLE IF NOT EXISTS ccweb_applied (recorded INTEGER, job_id INTEGER, notify INTEGER, moved INTEGER)",
+        f"CREATE TEMP VIEW IF NOT EXISTS ccweb_webhook_apply AS SELECT {', '.join(f'NULL AS {c}' for c in columns)}",
+        f"""CREATE TEMP TRIGGER IF NOT EXISTS ccweb_webhook_apply INSTEAD OF INSERT ON ccweb_webhook_apply BEGIN
+            DELETE FROM ccweb_applied;
+            INSERT INTO ccweb_applied (recorded, job_id, notify, moved) SELECT
+                NOT EXISTS (SELECT 1 FROM {delivery['table']} WHERE {delivery['body_sha256']} = NEW.body_sha256),
+                job.{job['id']}, job.{job['notify_by_email']},
+                job.{job['status']} IN (SELECT value FROM json_each(NEW.movable))
+                FROM (SELECT 1) LEFT JOIN {job['table']} AS job ON job.{job['id']} = (
+                    SELECT {job['id']} FROM {job['table']} WHERE {job['remote_job_id']} = NEW.remote_job_id LIMIT 1);
+            INSERT INTO {delivery['table']} ({', '.join(delivery[c] for c in delivery if c != 'table')})
+                SELECT NEW.body_sha256, NEW.event, NEW.remote_job_id, NEW.received_at, '', '', NEW.body_size, NEW.body
+                FROM ccweb_applied WHERE recorded;
+            UPDATE {job['table']} SET
+                {', '.join(f"{job[name]} = NEW.{name}" for name in ('payload', 'status', 'percent', 'updated_at'))},
+                {', '.join(kept_unless_null(name) for name in ('error_message', 'error_code', 'finished_at'))},
+                {job['input_filename']} = CASE WHEN {job['input_filename']} = '' THEN NEW.input_filename
+                    ELSE {job['input_filename']} END
+                WHERE {job['id']} = (SELECT job_id {moved});
+            INSERT INTO {output['table']} ({', '.join(output[name] for name in OUTPUT_FIELDS)})
+                SELECT {', '.join('job_id' if name == 'job' else f"json_extract(file.value, '$[{given.index(name)}]')" for name in OUTPUT_FIELDS)}
+                FROM ccweb_applied, json_each(NEW.outputs) AS file WHERE recorded AND moved ON CONFLICT DO NOTHING;
+            {queue(store_outputs, 'NEW.copy_id', 'NEW.copy_id IS NOT NULL')}
+            {queue(notify_owner, 'NEW.mail_id', 'NEW.mail_id IS NOT NULL AND notify')}
+        END""",
+    ]
+
+
 @functools.cache
 def _output_types(vendor: str) -> list[str]:
     return [OutputFile._meta.get_field(name).db_type(connection) for name in OUTPUT_FIELDS]
@@ -658,13 +805,18 @@ def _outputs_insert_from(rows: list[list], *, job_id: str, source: str) -> tuple
     return sql, [values[n] for values in rows for n in given]
 
 
+# The values of a delivery's record that _delivery_insert takes as parameters, in their order.
+DELIVERY_PARAMETERS = ("body_sha256", "event", "remote_job_id", "received_at", "body_size", "body")
+
+
 def _delivery_insert(*, body: bytes, event: str, remote_job_id: str) -> tuple[str, list]:
     """The statement recording a delivery once, returning a row unless it already was (a replay),
     with its body for a replay from the admin unless it is larger than
     CONVERSIONS_WEBHOOK_LOG_BODY_MAX; and its parameters.
 
-    One INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike): the ORM's create() would
-    need a savepoint around it to survive the duplicate key, three statements instead of one."""
+    One INSERT ... ON CONFLICT DO NOTHING: the ORM's create() would need a savepoint around it to
+    survive the duplicate key, three statements instead of one. SQLite's trigger takes only its
+    parameters (DELIVERY_PARAMETERS)."""
     fields = ("body_sha256", "event", "remote_job_id", "received_at", "rejected_because", "detail", "body_size", "body")
     column = _quoted(WebhookDelivery, *fields)
     kept = body if len(body) <= settings.CONVERSIONS_WEBHOOK_LOG_BODY_MAX else None

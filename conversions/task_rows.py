@@ -117,15 +117,39 @@ def insert_from(task: Task, *, source: str, first_arg: str, where: str = "TRUE")
 def _insert_select(task: Task, vendor: str, first_arg: str) -> str:
     """INSERT INTO ... SELECT of a row of `task` without its FROM: id and enqueued_at parameters,
     the arguments [first_arg], the rest literals."""
-    values = []
-    for (field, _, db_type), value in zip(_fields(vendor), _same_in_every_row(task, vendor), strict=True):
-        if field.name == "args_kwargs":
-            values.append(f"jsonb_build_object('args', jsonb_build_array({first_arg}), 'kwargs', '{{}}'::jsonb)")
-        elif field.name in PER_ROW:
-            values.append(f"CAST(%s AS {db_type})")
-        else:
-            values.append(f"CAST({connection.ops.compose_sql('%s', [value])} AS {db_type})")
+    per_row = {name: f"CAST(%s AS {db_type})" for field, _, db_type in _fields(vendor) if (name := field.name) in PER_ROW}
+    per_row["args_kwargs"] = f"jsonb_build_object('args', jsonb_build_array({first_arg}), 'kwargs', '{{}}'::jsonb)"
+    return _insert_select_of(task, vendor, per_row, lambda value, db_type: (
+        f"CAST({connection.ops.compose_sql('%s', [value])} AS {db_type})"
+    ))
+
+
+def insert_select_sqlite(task: Task, *, first_arg: str, row_id: str, enqueued_at: str) -> str:
+    """The same for SQLite, in a trigger (conversions/services.py, _sqlite_apply_ddl): no
+    parameters, the id and enqueued_at are the SQL `row_id` and `enqueued_at`, the arguments are
+    built as JSON by SQLite, the rest are literals."""
+    from django.db.backends.sqlite3.schema import DatabaseSchemaEditor
+
+    literal = DatabaseSchemaEditor(connection).quote_value
+    per_row = {
+        "id": row_id,
+        "enqueued_at": enqueued_at,
+        "args_kwargs": f"json_object('args', json_array({first_arg}), 'kwargs', json_object())",
+    }
+    return _insert_select_of(task, "sqlite", per_row, lambda value, _db_type: literal(value))
+
+
+def _insert_select_of(task: Task, vendor: str, per_row: dict[str, str], literal) -> str:
+    values = [
+        per_row[field.name] if field.name in per_row else literal(value, db_type)
+        for (field, _, db_type), value in zip(_fields(vendor), _same_in_every_row(task, vendor), strict=True)
+    ]
     return (
         f"INSERT INTO {connection.ops.quote_name(DBTaskResult._meta.db_table)} "
         f"({', '.join(column for _, column, _ in _fields(vendor))}) SELECT {', '.join(values)}"
     )
+
+
+def fresh_id(task: Task) -> object:
+    """The id of a new row of `task`, ready for this database."""
+    return _fresh(task, None)["id"]

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.forms.models import model_to_dict
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from conversions import task_rows
@@ -43,13 +44,20 @@ def test_a_row_queued_by_a_statement_is_the_row_enqueue_writes() -> None:
     assert abs((written.enqueued_at - enqueued.enqueued_at).total_seconds()) < 5
 
 
-def test_a_row_queued_for_each_row_of_a_with_query_is_that_row_too() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("INSERT ... SELECT from a data-modifying WITH query is PostgreSQL's (SQLite takes insert())")
+def test_a_row_queued_for_each_row_of_a_query_is_that_row_too() -> None:
+    """PostgreSQL: for each row of a WITH query of the same statement; SQLite: as the webhook's
+    trigger does it, the id and time given as SQL."""
     enqueued = DBTaskResult.objects.get(pk=notify_owner.enqueue(7).id)
-    statement, params = task_rows.insert_from(notify_owner, source="ids", first_arg="ids.n", where="ids.n > 6")
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH ids (n) AS (VALUES (6), (7)), queued AS ({statement}) SELECT 1", params)
+        if connection.vendor == "postgresql":
+            statement, params = task_rows.insert_from(notify_owner, source="ids", first_arg="ids.n", where="ids.n > 6")
+            cursor.execute(f"WITH ids (n) AS (VALUES (6), (7)), queued AS ({statement}) SELECT 1", params)
+        else:
+            statement = task_rows.insert_select_sqlite(notify_owner, first_arg="ids.n", row_id="%s", enqueued_at="%s")
+            cursor.execute(
+                f"{statement} FROM (SELECT 6 AS n UNION ALL SELECT 7) AS ids WHERE ids.n > 6",
+                [task_rows.fresh_id(notify_owner), connection.ops.adapt_datetimefield_value(timezone.now())],
+            )
     [written] = DBTaskResult.objects.exclude(pk=enqueued.pk)
 
     assert row(written) == row(enqueued)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.db import OperationalError, connection
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -114,24 +114,27 @@ def test_a_processing_job_takes_a_later_percent_but_keeps_its_first_file_name(cl
 
 
 @pytest.mark.django_db
-def test_a_delivery_costs_the_webhook_one_statement_on_postgresql_and_a_few_on_sqlite(client, settings, job):
+def test_a_delivery_costs_the_webhook_one_statement_that_writes(client, settings, job):
     """PostgreSQL records, applies and queues what follows in one statement (bench/webhooks.py).
-    SQLite reads whether the body is a replay (no write lock for one), then records the delivery
-    and runs one UPDATE that decides and writes at once; a finish adds the job's files and the
-    task copying them."""
+    SQLite reads whether the body is a replay (no write lock for one), then does the same in one
+    INSERT into a temporary view, whose trigger the connection makes at its first delivery, and
+    reads what it did."""
 
-    def statements(status: str) -> list[str]:
-        body, signature = delivery(settings, f"job.{status}", job_payload(job.remote_job_id, status))
+    def statements(status: str, remote_job_id: str) -> list[str]:
+        body, signature = delivery(settings, f"job.{status}", job_payload(remote_job_id, status))
         with CaptureQueriesContext(connection) as captured:
-            assert post(client, body, signature).json() == {"result": "applied"}
+            post(client, body, signature)
         return [q["sql"].split()[0] for q in captured.captured_queries
                 if q["sql"].split()[0] not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}]
 
     postgresql = connection.vendor == "postgresql"
-    assert statements("processing") == (["WITH"] if postgresql else ["SELECT", "INSERT", "UPDATE"])
-    assert statements("finished") == (["WITH"] if postgresql else ["SELECT", "INSERT", "UPDATE", "INSERT", "INSERT"])
+    first = statements("processing", "another-job")
+    assert first == (["WITH"] if postgresql else ["SELECT", "INSERT", *["CREATE"] * 3, "INSERT", "SELECT"])
+    assert statements("processing", job.remote_job_id) == (["WITH"] if postgresql else ["SELECT", "INSERT", "SELECT"])
+    assert statements("finished", job.remote_job_id) == (["WITH"] if postgresql else ["SELECT", "INSERT", "SELECT"])
     job.refresh_from_db()
     assert job.status == "finished"
+    assert [f.filename for f in job.files.all()] == ["photo.jpg"]
     assert [task.task_path for task in DBTaskResult.objects.all()] == ["conversions.tasks.store_outputs"]
 
 
@@ -190,29 +193,20 @@ def test_it_applies_a_recorded_cloudconvert_delivery(client, settings, alice):
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_while_applying_lets_the_senders_retry_apply_it(settings, job, monkeypatch):
     """The delivery is recorded with the update it carries: if applying fails, the retry is no "duplicate".
-    It fails where the files' rows are written: on SQLite in their own INSERT, on PostgreSQL in
-    their part of the one statement (a division by zero as each row is written)."""
+    It fails where the files' rows are written, in the one statement that does it all: the first
+    time, a row the database refuses (a file without a name)."""
     body, signature = delivery(settings, "job.finished", job_payload(job.remote_job_id, "finished"))
     calls = []
-    if connection.vendor == "postgresql":
-        outputs_insert_from = services._outputs_insert_from
+    output_rows = services._output_rows
 
-        def fails_the_first_time(*args, **kwargs):
-            calls.append(args)
-            sql, params = outputs_insert_from(*args, **kwargs)
-            return (f"{sql} RETURNING 1/0", params) if len(calls) == 1 else (sql, params)
+    def fails_the_first_time(*args, **kwargs):
+        calls.append(args)
+        rows = output_rows(*args, **kwargs)
+        if len(calls) == 1:
+            rows[0][services.OUTPUT_FIELDS.index("filename")] = None
+        return rows
 
-        monkeypatch.setattr(services, "_outputs_insert_from", fails_the_first_time)
-    else:
-        record_outputs = services._record_outputs
-
-        def fails_the_first_time(*args, **kwargs):
-            calls.append(args)
-            if len(calls) == 1:
-                raise OperationalError("database is locked")
-            return record_outputs(*args, **kwargs)
-
-        monkeypatch.setattr(services, "_record_outputs", fails_the_first_time)
+    monkeypatch.setattr(services, "_output_rows", fails_the_first_time)
     client = Client(raise_request_exception=False)
     assert post(client, body, signature).status_code == 500  # the sender will retry
     job.refresh_from_db()
