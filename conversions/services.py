@@ -888,8 +888,7 @@ def webhook_body_parse(body: bytes) -> tuple[str, object]:
     """The event name and the job object of a webhook body, not yet checked (job_payload_clean);
     MalformedPayload when it is not a JSON object with an event name."""
     try:
-        # NaN and Infinity are not JSON, and no database stores them in a JSON column.
-        data = json.loads(body, parse_constant=_no_constants)
+        data = _WEBHOOK_JSON.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise MalformedPayload(str(error)) from error
     if not isinstance(data, dict) or not isinstance(data.get("event"), str):
@@ -899,6 +898,11 @@ def webhook_body_parse(body: bytes) -> tuple[str, object]:
 
 def _no_constants(name: str) -> float:
     raise MalformedPayload(f"{name} is not JSON")
+
+
+# json.loads with a decoder made once: NaN and Infinity are not JSON, and no database stores them
+# in a JSON column.
+_WEBHOOK_JSON = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def job_refresh(*, job: ConversionJob, client: Client | None = None) -> ConversionJob:

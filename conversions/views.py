@@ -404,7 +404,7 @@ def webhook(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"error": f"The body is larger than the {filesizeformat(limit)} this webhook accepts."}, status=413
         )
-    signature = request.headers.get("CloudConvert-Signature")
+    signature = request.META.get("HTTP_CLOUDCONVERT_SIGNATURE")  # request.headers would copy every header
     if not verify_signature(secret=api_config().webhook_secret, body=body, signature=signature):
         logger.warning("webhook rejected: missing or bad signature")
         detail = "no CloudConvert-Signature header" if not signature else "the signature does not match the body"

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
+from django_tasks_db.models import DBTaskResult, get_date_max
 
 from engine import maintenance, processes, workers
 from engine.models import Chore, File, Job, Task, Worker
@@ -173,10 +173,11 @@ def _worker(worker_id: str, *, seen_ago: float, hostname: str = "elsewhere", own
 
 
 def _running(*worker_ids: str) -> DBTaskResult:
-    """A django-tasks row as a worker leaves it while running (the task itself does nothing here)."""
-    result = run_task.enqueue(str(uuid.uuid4()))
+    """A django-tasks row as a worker leaves it while running (the task itself does nothing here).
+    Queued as due later, so that a live worker cannot claim it before it is made RUNNING."""
+    result = run_task.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(str(uuid.uuid4()))
     DBTaskResult.objects.filter(pk=result.id).update(
-        status="RUNNING", started_at=timezone.now(), worker_ids=list(worker_ids)
+        status="RUNNING", started_at=timezone.now(), worker_ids=list(worker_ids), run_after=get_date_max()
     )
     return DBTaskResult.objects.get(pk=result.id)
 
