@@ -690,7 +690,7 @@ def _webhook_receive_sqlite(insert_params: list, job_payload: dict) -> str:
         )
         # What the trigger found and did, kept by this connection (no read of the database).
         cursor.execute("SELECT recorded, job_id, notify, moved FROM ccweb_applied")
-        recorded, known, notify_by_email, moved = cursor.fetchone()
+        recorded, job_id, notify_by_email, moved = cursor.fetchone()
     if not recorded:
         return "duplicate"
     if moved:
@@ -700,10 +700,10 @@ def _webhook_receive_sqlite(insert_params: list, job_payload: dict) -> str:
                   if wanted and (task is not notify_owner or notify_by_email)]
         for task, row_id in queued:
             if row_id is None:
-                _enqueue_with_commit(task, known)
+                _enqueue_with_commit(task, job_id)
         for task in {task.queue_name: task for task, row_id in queued if row_id is not None}.values():
             wakeup.ring_when_committed(task)
-    return "applied" if known is not None else "unknown job"
+    return "applied" if job_id is not None else "unknown job"
 
 
 # The columns of the job the SQLite trigger sets from the delivery (_job_changes; NULL: kept).

@@ -116,3 +116,27 @@ def test_a_finishing_webhook_queues_the_copy_and_the_mail_asked_for_and_rings(al
         expected.insert(0, ("conversions.tasks.notify_owner", [job.pk]))
     assert queued == expected
     assert all(result.status == "READY" for result in DBTaskResult.objects.all())
+
+
+def test_with_another_task_backend_a_finishing_webhook_enqueues_through_it(alice, settings) -> None:
+    """No row is written by the webhook's statement then: the copy and the e-mail are enqueued the
+    usual way, once the delivery is applied (on PostgreSQL by a transaction of several statements)."""
+    from django_tasks import default_task_backend
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend", "QUEUES": ["default", "engine"]}}
+    job = ConversionJob.objects.create(
+        user=alice, output_format="jpg", remote_job_id="6b4ea3ea-0000-4000-8000-0000000000cc", notify_by_email=True,
+    )
+    body = json.dumps({"event": "job.finished", "job": job_payload(job.remote_job_id, "finished")}).encode()
+    response = Client().post(
+        reverse("conversions:webhook"), data=body, content_type="application/json",
+        HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),
+    )
+
+    assert response.json() == {"result": "applied"}
+    job.refresh_from_db()
+    assert job.status == "finished"
+    assert sorted((result.task.name, result.args) for result in default_task_backend.results) == [
+        ("notify_owner", [job.pk]), ("store_outputs", [job.pk])
+    ]
+    assert not DBTaskResult.objects.exists()
