@@ -565,8 +565,6 @@ def webhook_receive(*, body: bytes, event: str, job_payload: object) -> str:
     if connection.vendor == "postgresql" and _at_once_possible(job_payload):
         return _webhook_receive_at_once(insert, insert_params, job_payload)
     if connection.vendor == "sqlite":
-        if _delivery_seen(insert_params[0]):
-            return "duplicate"
         return _webhook_receive_sqlite(insert_params, job_payload)
     update = _job_update(job_payload)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -662,24 +660,30 @@ def _webhook_receive_sqlite(insert_params: list, job_payload: dict) -> str:
     held for the statement's own work (about 0.2 ms). Through a transaction of several statements
     it was held 2 ms on average under bench/webhooks.py's load, mostly by a thread waiting for the
     other threads of its process to let it run again between two statements; the ingest of one
-    gunicorn process then kept the other's waiting, and two processes were no faster than one."""
+    gunicorn process then kept the other's waiting, and two processes were no faster than one.
+    A replay is told first by a read (_delivery_seen), which takes no lock."""
     from conversions.tasks import notify_owner, store_outputs
 
+    if _delivery_seen(insert_params[0]):
+        return "duplicate"
     status = _status_of(job_payload)
     changes, movable = _job_changes(job_payload)
     tasks = list(job_payload.get("tasks") or [])
     rows = _output_rows(_exported(tasks), job_id=None) if status == Status.FINISHED else []
-    # The tasks that follow an end, each with its row's id when it is queued by the statement.
-    following = [(store_outputs, bool(rows)), (notify_owner, status in ConversionJob.TERMINAL)]
-    ids = [task_rows.fresh_id(task) if wanted and task_rows.uses_rows(task) else None for task, wanted in following]
+    ended = status in ConversionJob.TERMINAL
+
+    def row_id(task: Task, wanted: bool) -> object:
+        """The id of the task's row when the statement is to queue it (the database task backend)."""
+        return task_rows.fresh_id(task) if wanted and task_rows.uses_rows(task) else None
+
     values = {
         **dict(zip(DELIVERY_PARAMETERS, insert_params, strict=True)),
         **{name: changes.get(name) for name in SQLITE_APPLIED_FIELDS},
         "input_filename": _input_filename(tasks),
         "movable": json.dumps(movable),
         "outputs": json.dumps([[value for name, value in zip(OUTPUT_FIELDS, row) if name != "job"] for row in rows]),
-        "copy_id": ids[0],
-        "mail_id": ids[1],
+        "copy_id": row_id(store_outputs, bool(rows)),
+        "mail_id": row_id(notify_owner, ended),
         "enqueued_at": connection.ops.adapt_datetimefield_value(timezone.now()),
     }
     with connection.cursor() as cursor:
@@ -693,16 +697,14 @@ def _webhook_receive_sqlite(insert_params: list, job_payload: dict) -> str:
         recorded, job_id, notify_by_email, moved = cursor.fetchone()
     if not recorded:
         return "duplicate"
-    if moved:
-        # What follows the move: queued by the statement (the workers are rung, once per queue),
-        # or now by another task backend. The e-mail only when the owner asked for one.
-        queued = [(task, row_id) for (task, wanted), row_id in zip(following, ids, strict=True)
-                  if wanted and (task is not notify_owner or notify_by_email)]
-        for task, row_id in queued:
-            if row_id is None:
+    # What follows the move, as _job_ended: queued by the statement (the workers are rung), or now
+    # by another task backend. The e-mail only when the owner asked for one.
+    for task, wanted in ((store_outputs, bool(rows)), (notify_owner, ended and notify_by_email)):
+        if moved and wanted:
+            if task_rows.uses_rows(task):
+                wakeup.ring_when_committed(task)
+            else:
                 _enqueue_with_commit(task, job_id)
-        for task in {task.queue_name: task for task, row_id in queued if row_id is not None}.values():
-            wakeup.ring_when_committed(task)
     return "applied" if job_id is not None else "unknown job"
 
 

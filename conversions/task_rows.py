@@ -1,14 +1,15 @@
 """Queuing a task of the database backend (django-tasks-db) as part of a statement ccweb writes
 itself: the webhook's, which records a delivery, moves its job and queues what follows in one
-statement on PostgreSQL, and without the ORM's per-row work on SQLite.
+statement (on SQLite, a trigger's), and the ORM-free INSERT of a transaction of several.
 
 `task.enqueue()` builds the same row through the ORM (DBTaskResult.objects.create), sends
 task_enqueued, and ccweb's receiver of that signal rings the workers' doorbell after the commit
 (engine/wakeup.py). Here the row is built from the model the same way (the backend's id, the
 model's defaults and pre_save, each field's own conversion for this database), and the caller
-rings: wakeup.ring_when_committed() on SQLite; on PostgreSQL the statement itself calls pg_notify
-(wakeup.notify_call), which PostgreSQL delivers when, and only if, it commits. task_enqueued is not sent for these rows:
-ccweb's receiver is the ring, done here; django-tasks' own only logs.
+rings: wakeup.ring_when_committed() on SQLite; on PostgreSQL the statement itself calls
+pg_notify (wakeup.notify_call), which PostgreSQL delivers when, and only if, it commits.
+task_enqueued is not sent for these rows: ccweb's receiver is the ring, done here; django-tasks'
+own only logs.
 
 Only for a task whose backend is DatabaseBackend (uses_rows); any other is enqueued the usual way.
 """
@@ -16,6 +17,7 @@ Only for a task whose backend is DatabaseBackend (uses_rows); any other is enque
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from django.db import connection
 from django.db.models import Field
@@ -117,11 +119,12 @@ def insert_from(task: Task, *, source: str, first_arg: str, where: str = "TRUE")
 def _insert_select(task: Task, vendor: str, first_arg: str) -> str:
     """INSERT INTO ... SELECT of a row of `task` without its FROM: id and enqueued_at parameters,
     the arguments [first_arg], the rest literals."""
-    per_row = {name: f"CAST(%s AS {db_type})" for field, _, db_type in _fields(vendor) if (name := field.name) in PER_ROW}
+    per_row = {field.name: f"CAST(%s AS {db_type})" for field, _, db_type in _fields(vendor)}
     per_row["args_kwargs"] = f"jsonb_build_object('args', jsonb_build_array({first_arg}), 'kwargs', '{{}}'::jsonb)"
-    return _insert_select_of(task, vendor, per_row, lambda value, db_type: (
-        f"CAST({connection.ops.compose_sql('%s', [value])} AS {db_type})"
-    ))
+    return _insert_select_of(
+        task, vendor, {name: per_row[name] for name in PER_ROW},
+        lambda value, db_type: f"CAST({connection.ops.compose_sql('%s', [value])} AS {db_type})",
+    )
 
 
 def insert_select_sqlite(task: Task, *, first_arg: str, row_id: str, enqueued_at: str) -> str:
@@ -139,7 +142,9 @@ def insert_select_sqlite(task: Task, *, first_arg: str, row_id: str, enqueued_at
     return _insert_select_of(task, "sqlite", per_row, lambda value, _db_type: literal(value))
 
 
-def _insert_select_of(task: Task, vendor: str, per_row: dict[str, str], literal) -> str:
+def _insert_select_of(task: Task, vendor: str, per_row: dict[str, str], literal: Callable[[object, str], str]) -> str:
+    """INSERT INTO ... SELECT of a row of `task` without its FROM: the SQL `per_row` gives for the
+    columns of PER_ROW, the others written in by `literal(value, column type)`."""
     values = [
         per_row[field.name] if field.name in per_row else literal(value, db_type)
         for (field, _, db_type), value in zip(_fields(vendor), _same_in_every_row(task, vendor), strict=True)

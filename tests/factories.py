@@ -55,3 +55,21 @@ def job_payload(job_id: str, status: str, *, tag: str = "", files: list[dict] | 
         "tasks": [upload, convert, export],
         "links": {"self": f"https://api.cloudconvert.com/v2/jobs/{job_id}"},
     }
+
+
+def post_signed_webhook(remote_job_id: str, status: str, *, event: str = "job.finished"):
+    """POST to ccweb's webhook what the engine sends for a job at `status`, signed as it signs it;
+    the response."""
+    import json
+
+    from django.conf import settings
+    from django.test import Client
+    from django.urls import reverse
+
+    from conversions.cloudconvert.webhooks import sign
+
+    body = json.dumps({"event": event, "job": job_payload(remote_job_id, status)}).encode()
+    return Client().post(
+        reverse("conversions:webhook"), data=body, content_type="application/json",
+        HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),
+    )

@@ -105,22 +105,12 @@ def test_a_prepared_cursor_fails_as_django_cursors_do(postgresql):
 
 
 def test_the_webhook_statement_is_prepared_and_reused(postgresql, alice, settings):
-    import json
-
-    from django.test import Client
-    from django.urls import reverse
-
-    from conversions.cloudconvert.webhooks import sign
     from conversions.models import ConversionJob
-    from tests.factories import job_payload
+    from tests.factories import post_signed_webhook
 
     for n in range(3):
         job = ConversionJob.objects.create(user=alice, output_format="jpg", remote_job_id=f"prepared-{n}")
-        body = json.dumps({"event": "job.finished", "job": job_payload(job.remote_job_id, "finished")}).encode()
-        response = Client().post(
-            reverse("conversions:webhook"), data=body, content_type="application/json",
-            HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),
-        )
+        response = post_signed_webhook(job.remote_job_id, "finished")
         assert response.json() == {"result": "applied"}
         job.refresh_from_db()
         assert (job.status, job.files.count()) == ("finished", 1)

@@ -21,9 +21,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
-from django.http import HttpResponse
 from django.test import Client
-from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
 from conversions.cloudconvert.webhooks import sign
@@ -32,7 +30,7 @@ from engine import runner
 from engine.models import Task
 from engine.storage import store_file
 from tests.conftest import wait_for
-from tests.factories import job_payload
+from tests.factories import post_signed_webhook
 from tests.test_cancel import ended, ran_on
 from tests.test_engine_helpers import (  # noqa: F401 - receiver is a fixture
     CONVERT_TO_JPG,
@@ -201,21 +199,14 @@ def test_a_webhook_takes_a_few_statements(alice, settings, status: str, django_a
         user=alice, output_format="jpg", remote_job_id="6b4ea3ea-0000-4000-8000-0000000000aa"
     )
 
-    def post(remote_job_id: str) -> HttpResponse:
-        body = json.dumps({"event": "job.finished", "job": job_payload(remote_job_id, status)}).encode()
-        return Client().post(
-            reverse("conversions:webhook"), data=body, content_type="application/json",
-            HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),
-        )
-
     # The connection's first delivery on SQLite makes the view its statement inserts into.
-    assert post("another-job").json() == {"result": "unknown job"}
+    assert post_signed_webhook("another-job", status).json() == {"result": "unknown job"}
     # PostgreSQL: one statement, whatever follows. SQLite: a read (a replay?), one statement that
     # records the delivery, updates the job and, when it finished, writes its output files and
     # queues the copy of them; a read of what it did. It was 9 and 12, then 5 and 7.
     most = 1 if connection.vendor == "postgresql" else 3
     with django_assert_max_num_queries(most):
-        response = post(job.remote_job_id)
+        response = post_signed_webhook(job.remote_job_id, status)
 
     assert response.json() == {"result": "applied"}
     job.refresh_from_db()

@@ -3,24 +3,20 @@ a worker's doorbell rung when (and only when) the statement's transaction commit
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 from django.db import connection, transaction
 from django.forms.models import model_to_dict
-from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from conversions import task_rows
-from conversions.cloudconvert.webhooks import sign
 from conversions.models import ConversionJob
 from conversions.tasks import notify_owner, store_outputs
 from engine import wakeup
 from engine.wakeup import Doorbell
-from tests.factories import job_payload
+from tests.factories import post_signed_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,14 +94,10 @@ def test_a_finishing_webhook_queues_the_copy_and_the_mail_asked_for_and_rings(al
         user=alice, output_format="jpg", remote_job_id="6b4ea3ea-0000-4000-8000-0000000000bb",
         notify_by_email=notify_by_email,
     )
-    body = json.dumps({"event": "job.finished", "job": job_payload(job.remote_job_id, "finished")}).encode()
     doorbell = Doorbell(["default"])
     doorbell.open()
     try:
-        response = Client().post(
-            reverse("conversions:webhook"), data=body, content_type="application/json",
-            HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),
-        )
+        response = post_signed_webhook(job.remote_job_id, "finished")
         assert response.json() == {"result": "applied"}
         assert rung(doorbell, 5.0)
     finally:
@@ -127,11 +119,7 @@ def test_with_another_task_backend_a_finishing_webhook_enqueues_through_it(alice
     job = ConversionJob.objects.create(
         user=alice, output_format="jpg", remote_job_id="6b4ea3ea-0000-4000-8000-0000000000cc", notify_by_email=True,
     )
-    body = json.dumps({"event": "job.finished", "job": job_payload(job.remote_job_id, "finished")}).encode()
-    response = Client().post(
-        reverse("conversions:webhook"), data=body, content_type="application/json",
-        HTTP_CLOUDCONVERT_SIGNATURE=sign(settings.ENGINE_WEBHOOK_SECRET, body),
-    )
+    response = post_signed_webhook(job.remote_job_id, "finished")
 
     assert response.json() == {"result": "applied"}
     job.refresh_from_db()
