@@ -26,54 +26,67 @@ def job_payload_clean(payload: object, *, source: bytes | None = None) -> dict:
         raise MalformedPayload("the job is not an object")
     if source is None or not _plainly_storable(source):
         payload = _text_cleaned(payload)
-    _expect(isinstance(payload.get("id"), str) and payload["id"] != "", "job.id is not a non-empty string")
-    _expect(_optional(payload, "status", str), "job.status is not a string")
+    if not (isinstance(payload.get("id"), str) and payload["id"] != ""):
+        raise MalformedPayload("job.id is not a non-empty string")
+    if not _optional(payload, "status", str):
+        raise MalformedPayload("job.status is not a string")
     tasks = payload.get("tasks")
-    _expect(tasks is None or isinstance(tasks, list), "job.tasks is not a list")
+    if not (tasks is None or isinstance(tasks, list)):
+        raise MalformedPayload("job.tasks is not a list")
     for index, task in enumerate(tasks or []):
-        _task_check(task, f"job.tasks[{index}]")
+        _task_check(task, index)
     return payload
 
 
-def _task_check(task: object, where: str) -> None:
-    _expect(isinstance(task, dict), f"{where} is not an object")
+# Each check names what it found wrong only when it did: a webhook checks a few dozen values per
+# delivery, and the words are for the one that fails.
+def _task_check(task: object, index: int) -> None:
+    where = f"job.tasks[{index}]"
+    if not isinstance(task, dict):
+        raise MalformedPayload(f"{where} is not an object")
     for name in TASK_TEXT_FIELDS:
-        _expect(_optional(task, name, str), f"{where}.{name} is not a string")
+        if not _optional(task, name, str):
+            raise MalformedPayload(f"{where}.{name} is not a string")
     percent = task.get("percent")
-    _expect(percent is None or _is_number(percent), f"{where}.percent is not a number")
+    if not (percent is None or _is_number(percent)):
+        raise MalformedPayload(f"{where}.percent is not a number")
     result = task.get("result")
-    _expect(result is None or isinstance(result, dict), f"{where}.result is not an object")
-    if not result:
-        return
-    _expect(_optional(result, "form", dict), f"{where}.result.form is not an object")
-    if result.get("form"):
-        _expect(_optional(result["form"], "url", str), f"{where}.result.form.url is not a string")
-        _expect(_optional(result["form"], "parameters", dict), f"{where}.result.form.parameters is not an object")
+    if not (result is None or isinstance(result, dict)):
+        raise MalformedPayload(f"{where}.result is not an object")
+    if result:
+        _result_check(result, where)
+
+
+def _result_check(result: dict, where: str) -> None:
+    form = result.get("form")
+    if not (form is None or isinstance(form, dict)):
+        raise MalformedPayload(f"{where}.result.form is not an object")
+    if form:
+        if not _optional(form, "url", str):
+            raise MalformedPayload(f"{where}.result.form.url is not a string")
+        if not _optional(form, "parameters", dict):
+            raise MalformedPayload(f"{where}.result.form.parameters is not an object")
     files = result.get("files")
-    _expect(files is None or isinstance(files, list), f"{where}.result.files is not a list")
+    if not (files is None or isinstance(files, list)):
+        raise MalformedPayload(f"{where}.result.files is not a list")
     for index, item in enumerate(files or []):
-        here = f"{where}.result.files[{index}]"
-        _expect(isinstance(item, dict), f"{here} is not an object")
-        _expect(_optional(item, "filename", str), f"{here}.filename is not a string")
-        _expect(_optional(item, "url", str), f"{here}.url is not a string")
+        if not isinstance(item, dict):
+            raise MalformedPayload(f"{where}.result.files[{index}] is not an object")
+        for name in ("filename", "url"):
+            if not _optional(item, name, str):
+                raise MalformedPayload(f"{where}.result.files[{index}].{name} is not a string")
         size = item.get("size")
-        _expect(
-            size is None or (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= MAX_SIZE),
-            f"{here}.size is not a byte count",
-        )
+        if not (size is None or (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= MAX_SIZE)):
+            raise MalformedPayload(f"{where}.result.files[{index}].size is not a byte count")
 
 
 def _optional(mapping: dict, key: str, kind: type) -> bool:
-    return mapping.get(key) is None or isinstance(mapping[key], kind)
+    value = mapping.get(key)
+    return value is None or isinstance(value, kind)
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _expect(condition: bool, problem: str) -> None:
-    if not condition:
-        raise MalformedPayload(problem)
 
 
 def _plainly_storable(source: bytes) -> bool:

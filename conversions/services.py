@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.files.base import ContentFile, File
 from django.core.mail import send_mail
-from django.db import OperationalError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, models, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q
 from django.template.defaultfilters import filesizeformat
@@ -352,7 +352,7 @@ def job_apply_payload(*, payload: dict) -> ConversionJob | None:
     return ConversionJob.objects.get(pk=applied) if applied is not None else None
 
 
-def _job_apply_clean(payload: dict, *, update: tuple[str, list] | None = None) -> int | None:
+def _job_apply_clean(payload: dict, *, update: tuple[str, dict] | None = None) -> int | None:
     """job_apply_payload for a payload already checked by job_payload_clean: the id of the job it
     concerns (moved on or not), None for an unknown job.
 
@@ -373,8 +373,8 @@ def _job_apply_clean(payload: dict, *, update: tuple[str, list] | None = None) -
     return job_id
 
 
-def _job_update(payload: dict, *, only_if: str = "") -> tuple[str, list]:
-    """The UPDATE bringing the job of `payload` in line with it, and its parameters.
+def _job_update(payload: dict, *, only_if: str = "") -> tuple[str, dict]:
+    """The UPDATE bringing the job of `payload` in line with it, and its parameters (by name).
 
     It updates the job only while its status may still move to the payload's (not ended, not
     further on) and returns the job's id and notify_by_email when it did. A concurrent delivery for
@@ -382,18 +382,31 @@ def _job_update(payload: dict, *, only_if: str = "") -> tuple[str, list]:
     both end a job and a late one never undoes a later state. The job's stored payload (up to
     megabytes of JSON) is replaced, never read. `only_if`: one more SQL condition."""
     changes, movable = _job_changes(payload)
+    sql = _job_update_sql(connection.vendor, tuple(changes), tuple(movable), only_if)
+    return sql, {**changes, "input_filename": _input_filename(list(payload.get("tasks") or [])), "job_ref": payload["id"]}
+
+
+@functools.lru_cache(maxsize=64)
+def _job_update_sql(vendor: str, changed: tuple[str, ...], movable: tuple[str, ...], only_if: str) -> str:
+    """_job_update's statement for the fields `changed` and a job in one of the statuses
+    `movable`, written once for each: the webhook runs one of a few, thousands of times."""
     column = _job_columns()
-    assignments = [f"{column[name]} = %s" for name in changes]
+    assignments = [f"{column[name]} = %({name})s" for name in changed]
     # The file's name is the first one the API tells: kept once known.
     filename = column["input_filename"]
-    assignments.append(f"{filename} = CASE WHEN {filename} = '' THEN %s ELSE {filename} END")
-    lookup, lookup_params = _job_lookup(payload)
-    sql = (
-        f"UPDATE {column['table']} SET {', '.join(assignments)} WHERE {column['id']} = ({lookup}) "
-        f"AND {column['status']} IN ({', '.join(['%s'] * len(movable))}){f' AND {only_if}' if only_if else ''} "
-        f"RETURNING {column['id']}, {column['notify_by_email']}"
+    assignments.append(f"{filename} = CASE WHEN {filename} = '' THEN %(input_filename)s ELSE {filename} END")
+    return (
+        f"UPDATE {column['table']} SET {', '.join(assignments)} WHERE {column['id']} = ({_job_lookup_sql(vendor)}) "
+        f"AND {column['status']} IN ({', '.join(_status_literal(status) for status in movable)})"
+        f"{f' AND {only_if}' if only_if else ''} RETURNING {column['id']}, {column['notify_by_email']}"
     )
-    return sql, [*changes.values(), _input_filename(list(payload.get("tasks") or [])), *lookup_params, *movable]
+
+
+def _status_literal(status: str) -> str:
+    """A status written into SQL: ours, so a plain word (checked all the same)."""
+    if not re.fullmatch(r"[a-z_]+", status):
+        raise ValueError(f"not a status: {status!r}")
+    return f"'{status}'"
 
 
 def _job_changes(payload: dict) -> tuple[dict[str, object], list[str]]:
@@ -410,8 +423,9 @@ def _job_changes(payload: dict) -> tuple[dict[str, object], list[str]]:
         changes["error_message"], changes["error_code"] = _failure_sentence(tasks)
     if new_status in ConversionJob.TERMINAL:
         changes["finished_at"] = now
+    database = connections[DEFAULT_DB_ALIAS]  # `connection` looks it up again at each use
     return (
-        {name: ConversionJob._meta.get_field(name).get_db_prep_save(value, connection) for name, value in changes.items()},
+        {name: ConversionJob._meta.get_field(name).get_db_prep_save(value, database) for name, value in changes.items()},
         _MOVABLE_TO[new_status],
     )
 
@@ -426,10 +440,15 @@ _MOVABLE_TO = {
 }
 
 
-def _job_lookup(payload: dict) -> tuple[str, list]:
-    """The SELECT of the id of the job of `payload`, and its parameters."""
+def _job_lookup(payload: dict) -> tuple[str, dict]:
+    """The SELECT of the id of the job of `payload`, and its parameter (job_ref)."""
+    return _job_lookup_sql(connection.vendor), {"job_ref": payload["id"]}
+
+
+@functools.cache
+def _job_lookup_sql(vendor: str) -> str:
     column = _job_columns()
-    return f"SELECT {column['id']} FROM {column['table']} WHERE {column['remote_job_id']} = %s LIMIT 1", [payload["id"]]
+    return f"SELECT {column['id']} FROM {column['table']} WHERE {column['remote_job_id']} = %(job_ref)s LIMIT 1"
 
 
 def _job_columns() -> dict[str, str]:
@@ -546,9 +565,10 @@ def _output_rows(found: dict[str, tuple[int | None, str]], *, job_id: int | None
     """The values of OUTPUT_FIELDS for each file, ready for this database (job_id None: the job
     is told by the statement)."""
     uuid_field = OutputFile._meta.get_field("uuid")
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    database = connections[DEFAULT_DB_ALIAS]  # `connection` looks it up again at each use
+    now = database.ops.adapt_datetimefield_value(timezone.now())
     return [
-        [uuid_field.get_db_prep_save(uuid.uuid4(), connection), job_id, filename, size, url, "", "", now]
+        [uuid_field.get_db_prep_save(uuid.uuid4(), database), job_id, filename, size, url, "", "", now]
         for filename, (size, url) in found.items()
     ]
 
@@ -602,49 +622,48 @@ def _at_once_possible(payload: dict) -> bool:
     return status != Status.FINISHED or len(_exported(list(payload.get("tasks") or []))) <= AT_ONCE_MAX_FILES
 
 
-def _webhook_receive_at_once(insert: str, insert_params: list, job_payload: dict) -> str:
+def _webhook_receive_at_once(insert: str, insert_params: dict, job_payload: dict) -> str:
     """On PostgreSQL a delivery is recorded and applied by one statement, a transaction of its
     own: data-modifying WITH queries, the update taking place only when the record did, and what
     follows an end (_job_ended) only when the update did: the files' rows, the task copying them,
     the e-mail when the owner asked for one, and the workers' doorbell (pg_notify, sent when the
     statement commits). One round trip instead of up to seven (BEGIN, INSERT, UPDATE, the files,
-    the task, COMMIT, NOTIFY); each costs both sides about as much CPU as the rest of the request."""
+    the task, COMMIT, NOTIFY); each costs both sides about as much CPU as the rest of the request.
+
+    Each part's text is written once for each shape of delivery (its status, how many files) and
+    takes its values by name, so a delivery costs Python its values, not its SQL."""
     from conversions.tasks import notify_owner, store_outputs
 
-    update, update_params = _job_update(job_payload, only_if="EXISTS (SELECT 1 FROM recorded)")
-    lookup, lookup_params = _job_lookup(job_payload)
-    job = _job_columns()
-    moved_id = f"moved.{job['id']}"
-    queries, params = [f"recorded AS ({insert})", f"moved AS ({update})"], [*insert_params, *update_params]
+    update, params = _job_update(job_payload, only_if="EXISTS (SELECT 1 FROM recorded)")
+    params.update(insert_params)
+    moved_id = f"moved.{_job_columns()['id']}"
+    queries = [f"recorded AS ({insert})", f"moved AS ({update})"]
     queued: list[Task] = []
     status = _status_of(job_payload)
     if status == Status.FINISHED and (rows := _output_rows(_exported(list(job_payload.get("tasks") or [])), job_id=None)):
         files, files_params = _outputs_insert_from(rows, job_id=moved_id, source="moved")
         queries.append(f"files AS ({files})")
-        params += files_params
-        copy, copy_params = task_rows.insert_from(store_outputs, source="moved", first_arg=moved_id)
+        params.update(files_params)
+        copy, copy_params = task_rows.insert_from(store_outputs, source="moved", first_arg=moved_id, name="copy")
         queries.append(f"copy AS ({copy})")
-        params += copy_params
+        params.update(copy_params)
         queued.append(store_outputs)
     if status in ConversionJob.TERMINAL:
         mail, mail_params = task_rows.insert_from(
-            notify_owner, source="moved", first_arg=moved_id, where=f"moved.{job['notify_by_email']}"
+            notify_owner, source="moved", first_arg=moved_id, where=f"moved.{_job_columns()['notify_by_email']}",
+            name="mail",
         )
         queries.append(f"mail AS ({mail})")
-        params += mail_params
+        params.update(mail_params)
         queued.append(notify_owner)
-    rings, rings_params = [], []
-    for queue_name in dict.fromkeys(task.queue_name for task in queued):
-        ring, ring_params = wakeup.notify_call(queue_name)
-        rings.append(f", (SELECT {ring} FROM moved)")
-        rings_params += ring_params
     # A prepared statement where the backend offers one (ccweb/db/postgresql): planned once per
     # connection, its values (the body, the payload) never parsed as SQL.
     prepared_cursor = getattr(connection, "prepared_cursor", connection.cursor)
     with prepared_cursor() as cursor:
         cursor.execute(
-            f"WITH {', '.join(queries)} SELECT EXISTS (SELECT 1 FROM recorded), EXISTS ({lookup}){''.join(rings)}",
-            [*params, *lookup_params, *rings_params],
+            f"WITH {', '.join(queries)} SELECT EXISTS (SELECT 1 FROM recorded), "
+            f"EXISTS ({_job_lookup_sql(connection.vendor)}){_rings(tuple(task.queue_name for task in queued))}",
+            params,
         )
         recorded, known = cursor.fetchone()[:2]
     if not recorded:
@@ -652,7 +671,15 @@ def _webhook_receive_at_once(insert: str, insert_params: list, job_payload: dict
     return "applied" if known else "unknown job"
 
 
-def _webhook_receive_sqlite(insert_params: list, job_payload: dict) -> str:
+@functools.lru_cache(maxsize=16)
+def _rings(queue_names: tuple[str, ...]) -> str:
+    """The pg_notify() calls of _webhook_receive_at_once's SELECT, one per queue, each only when
+    the job moved; their values written in (psycopg's quoting)."""
+    calls = [connection.ops.compose_sql(*wakeup.notify_call(name)) for name in dict.fromkeys(queue_names)]
+    return "".join(f", (SELECT {call} FROM moved)" for call in calls)
+
+
+def _webhook_receive_sqlite(insert_params: dict, job_payload: dict) -> str:
     """On SQLite a delivery is recorded and applied by one statement too: an INSERT into a
     temporary view whose trigger does what _webhook_receive_at_once's WITH queries do (SQLite has
     no data-modifying WITH). One statement is a transaction of its own, and SQLite runs it without
@@ -664,7 +691,7 @@ def _webhook_receive_sqlite(insert_params: list, job_payload: dict) -> str:
     A replay is told first by a read (_delivery_seen), which takes no lock."""
     from conversions.tasks import notify_owner, store_outputs
 
-    if _delivery_seen(insert_params[0]):
+    if _delivery_seen(insert_params["body_sha256"]):
         return "duplicate"
     status = _status_of(job_payload)
     changes, movable = _job_changes(job_payload)
@@ -677,7 +704,7 @@ def _webhook_receive_sqlite(insert_params: list, job_payload: dict) -> str:
         return task_rows.fresh_id(task) if wanted and task_rows.uses_rows(task) else None
 
     values = {
-        **dict(zip(DELIVERY_PARAMETERS, insert_params, strict=True)),
+        **insert_params,
         **{name: changes.get(name) for name in SQLITE_APPLIED_FIELDS},
         "input_filename": _input_filename(tasks),
         "movable": json.dumps(movable),
@@ -789,51 +816,66 @@ def _output_types(vendor: str) -> list[str]:
     return [OutputFile._meta.get_field(name).db_type(connection) for name in OUTPUT_FIELDS]
 
 
-def _outputs_insert_from(rows: list[list], *, job_id: str, source: str) -> tuple[str, list]:
+def _outputs_insert_from(rows: list[list], *, job_id: str, source: str) -> tuple[str, dict]:
     """The INSERT ... SELECT of the files' rows (_output_rows) for the job `job_id`, a column of
-    `source`, a WITH query of the same statement (nothing when it has no row); and its parameters.
-    PostgreSQL: a parameter in a VALUES list is cast to its column's type."""
+    `source`, a WITH query of the same statement (nothing when it has no row); and its parameters,
+    named file<row>_<field>. PostgreSQL: a parameter in a VALUES list is cast to its column's type."""
+    params = {f"file{index}_{name}": values[n] for index, values in enumerate(rows) for n, name in _OUTPUT_GIVEN}
+    return _outputs_insert_sql(connection.vendor, len(rows), job_id, source), params
+
+
+# The fields of OUTPUT_FIELDS a file's row gives (the job is the statement's), with their index.
+_OUTPUT_GIVEN = tuple((n, name) for n, name in enumerate(OUTPUT_FIELDS) if name != "job")
+
+
+@functools.lru_cache(maxsize=64)
+def _outputs_insert_sql(vendor: str, count: int, job_id: str, source: str) -> str:
     column = _quoted(OutputFile, *OUTPUT_FIELDS)
-    types = _output_types(connection.vendor)
-    given = [n for n, name in enumerate(OUTPUT_FIELDS) if name != "job"]
-    row = f"({', '.join(f'CAST(%s AS {types[n]})' for n in given)})"
-    names = [f"v{n}" for n in given]
+    types = _output_types(vendor)
+    rows = ", ".join(
+        f"({', '.join(f'CAST(%(file{index}_{name})s AS {types[n]})' for n, name in _OUTPUT_GIVEN)})"
+        for index in range(count)
+    )
     selected = [job_id if name == "job" else f"v.v{n}" for n, name in enumerate(OUTPUT_FIELDS)]
-    sql = (
+    return (
         f"INSERT INTO {column['table']} ({', '.join(column[name] for name in OUTPUT_FIELDS)}) "
-        f"SELECT {', '.join(selected)} FROM {source}, (VALUES {', '.join([row] * len(rows))}) AS v ({', '.join(names)}) "
+        f"SELECT {', '.join(selected)} FROM {source}, (VALUES {rows}) AS v ({', '.join(f'v{n}' for n, _ in _OUTPUT_GIVEN)}) "
         f"ON CONFLICT DO NOTHING"
     )
-    return sql, [values[n] for values in rows for n in given]
 
 
-# The values of a delivery's record that _delivery_insert takes as parameters, in their order.
+# The values of a delivery's record that _delivery_insert takes as parameters.
 DELIVERY_PARAMETERS = ("body_sha256", "event", "remote_job_id", "received_at", "body_size", "body")
 
 
-def _delivery_insert(*, body: bytes, event: str, remote_job_id: str) -> tuple[str, list]:
+def _delivery_insert(*, body: bytes, event: str, remote_job_id: str) -> tuple[str, dict]:
     """The statement recording a delivery once, returning a row unless it already was (a replay),
     with its body for a replay from the admin unless it is larger than
-    CONVERSIONS_WEBHOOK_LOG_BODY_MAX; and its parameters.
+    CONVERSIONS_WEBHOOK_LOG_BODY_MAX; and its parameters (DELIVERY_PARAMETERS, by name).
 
     One INSERT ... ON CONFLICT DO NOTHING: the ORM's create() would need a savepoint around it to
     survive the duplicate key, three statements instead of one. SQLite's trigger takes only its
-    parameters (DELIVERY_PARAMETERS)."""
+    parameters."""
+    kept = body if len(body) <= settings.CONVERSIONS_WEBHOOK_LOG_BODY_MAX else None
+    return _delivery_insert_sql(connection.vendor), {
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "event": event.replace("\x00", "")[:32],
+        "remote_job_id": remote_job_id[:64],
+        "received_at": connection.ops.adapt_datetimefield_value(timezone.now()),
+        "body_size": len(body),
+        "body": kept,
+    }
+
+
+@functools.cache
+def _delivery_insert_sql(vendor: str) -> str:
     fields = ("body_sha256", "event", "remote_job_id", "received_at", "rejected_because", "detail", "body_size", "body")
     column = _quoted(WebhookDelivery, *fields)
-    kept = body if len(body) <= settings.CONVERSIONS_WEBHOOK_LOG_BODY_MAX else None
-    sql = (
+    values = ", ".join("''" if name in ("rejected_because", "detail") else f"%({name})s" for name in fields)
+    return (
         f"INSERT INTO {column['table']} ({', '.join(column[name] for name in fields)}) "
-        f"VALUES (%s, %s, %s, %s, '', '', %s, %s) ON CONFLICT ({column['body_sha256']}) DO NOTHING RETURNING 1"
+        f"VALUES ({values}) ON CONFLICT ({column['body_sha256']}) DO NOTHING RETURNING 1"
     )
-    return sql, [
-        hashlib.sha256(body).hexdigest(),
-        event.replace("\x00", "")[:32],
-        remote_job_id[:64],
-        connection.ops.adapt_datetimefield_value(timezone.now()),
-        len(body),
-        kept,
-    ]
 
 
 def webhook_reject(*, reason: str, detail: str, body: bytes | None, size: int | None) -> WebhookDelivery:

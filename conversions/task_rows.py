@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field
 from django.db.models.signals import pre_save
 from django.utils import timezone
@@ -54,13 +54,14 @@ def _fresh(task: Task, args: list | None) -> dict[str, object]:
     """The values of PER_ROW for a new row of task(*args), ready for this database (without the
     arguments when args is None)."""
     meta = DBTaskResult._meta
+    database = connections[DEFAULT_DB_ALIAS]  # `connection` looks it up again at each use
     fresh = {
-        "id": meta.pk.get_db_prep_save(task.get_backend()._get_id(), connection),
-        "enqueued_at": connection.ops.adapt_datetimefield_value(timezone.now()),
+        "id": meta.pk.get_db_prep_save(task.get_backend()._get_id(), database),
+        "enqueued_at": database.ops.adapt_datetimefield_value(timezone.now()),
     }
     if args is not None:
         arguments = normalize_json({"args": args, "kwargs": {}})
-        fresh["args_kwargs"] = meta.get_field("args_kwargs").get_db_prep_save(arguments, connection)
+        fresh["args_kwargs"] = meta.get_field("args_kwargs").get_db_prep_save(arguments, database)
     return fresh
 
 
@@ -103,26 +104,27 @@ def insert(task: Task, *args: object) -> tuple[str, list]:
     return sql, [value for _, value, _ in row]
 
 
-def insert_from(task: Task, *, source: str, first_arg: str, where: str = "TRUE") -> tuple[str, list]:
+def insert_from(task: Task, *, source: str, first_arg: str, where: str = "TRUE", name: str = "task") -> tuple[str, dict]:
     """An INSERT ... SELECT queuing task(x) once for each row of `source` (a WITH query of the same
     statement) that meets `where`, x being the SQL `first_arg` (a column of `source`), and its
-    parameters. PostgreSQL only: the arguments are built as JSON by the statement, and the values
-    the same in every row are written in as literals (psycopg's quoting): two parameters remain."""
+    parameters, named <name>_id and <name>_enqueued_at. PostgreSQL only: the arguments are built as
+    JSON by the statement, and the values the same in every row are written in as literals
+    (psycopg's quoting). The text is written once for each task and place (_insert_select)."""
     fresh = _fresh(task, None)
     return (
-        f"{_insert_select(task, connection.vendor, first_arg)} FROM {source} WHERE {where}",
-        [fresh["id"], fresh["enqueued_at"]],
+        f"{_insert_select(task, connection.vendor, first_arg, name)} FROM {source} WHERE {where}",
+        {f"{name}_id": fresh["id"], f"{name}_enqueued_at": fresh["enqueued_at"]},
     )
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_select(task: Task, vendor: str, first_arg: str) -> str:
-    """INSERT INTO ... SELECT of a row of `task` without its FROM: id and enqueued_at parameters,
-    the arguments [first_arg], the rest literals."""
-    per_row = {field.name: f"CAST(%s AS {db_type})" for field, _, db_type in _fields(vendor)}
+def _insert_select(task: Task, vendor: str, first_arg: str, name: str) -> str:
+    """INSERT INTO ... SELECT of a row of `task` without its FROM: id and enqueued_at parameters
+    named after `name`, the arguments [first_arg], the rest literals."""
+    per_row = {field.name: f"CAST(%({name}_{field.name})s AS {db_type})" for field, _, db_type in _fields(vendor)}
     per_row["args_kwargs"] = f"jsonb_build_object('args', jsonb_build_array({first_arg}), 'kwargs', '{{}}'::jsonb)"
     return _insert_select_of(
-        task, vendor, {name: per_row[name] for name in PER_ROW},
+        task, vendor, {field: per_row[field] for field in PER_ROW},
         lambda value, db_type: f"CAST({connection.ops.compose_sql('%s', [value])} AS {db_type})",
     )
 
