@@ -132,20 +132,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests run a live server and a worker in threads: they need a real file, not :memory:.
     # One file per test process, so parallel runs do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_POOL", default=True):
-    # One pool per process, at most a thread's worth of connections each: PostgreSQL then sees at most
-    # WEB_PROCESSES × DATABASE_POOL_MAX_SIZE (+ that per worker) however many requests arrive, and a
-    # request reuses a connection instead of opening one. No connection the server dropped meanwhile
-    # (a restart, pg_terminate_backend) is handed out.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # Django's backend, checking a pooled connection before use without a round trip (ccweb/db/postgresql/base.py).
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Each thread keeps its connection from one request to the next (gunicorn's threads live as long
+    # as their process): PostgreSQL sees at most one per thread that used the database, and a
+    # request neither opens one nor takes one from a pool and gives it back (which cost each request
+    # that touched the database 0.1 ms of CPU more in bench/webhooks.py). Before a kept connection's
+    # first use in a request it is checked, without a round trip unless its socket has something to
+    # say (ccweb/db/postgresql/base.py): one the server closed meanwhile (a restart,
+    # pg_terminate_backend) is replaced, never used. 0: a new connection per request.
     DATABASES["default"]["ENGINE"] = "ccweb.db.postgresql"
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
-        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=WEB_THREADS),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-    }
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The webhook's statement is a prepared statement of its connection; false: nothing prepared
+    # (PgBouncer in transaction mode before 1.21 cannot keep them).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare"] = env.bool("DATABASE_PREPARE", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,29 +1,31 @@
-"""ccweb/db/postgresql: a pooled connection is checked before use only when its socket has something
-to say, so a quiet one costs no round trip and one the server terminated is never handed out."""
+"""ccweb/db/postgresql: a connection a thread keeps from one request to the next is checked before
+its first use in a request only when its socket has something to say, so a quiet one costs no
+round trip and one the server terminated is never used."""
 
 import time
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import close_old_connections, connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def pooled(monkeypatch):
+def kept(monkeypatch):
     if connection.vendor != "postgresql":
-        pytest.skip("the pool is PostgreSQL's; SQLite connections are files, not sockets a server can close")
-    assert connection.pool is not None, "DATABASE_POOL is on by default"
+        pytest.skip("kept connections are checked on PostgreSQL; SQLite connections are files, not sockets a server can close")
+    assert connection.settings_dict["CONN_MAX_AGE"] > 0, "a thread keeps its connection by default"
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"], "and it is checked before each request uses it"
     checks: list[object] = []
-    execute = psycopg.Connection.execute
+    execute = psycopg.Cursor.execute
 
-    def counted(self: psycopg.Connection, query: object, *args: object, **kwargs: object) -> object:
-        if query == "":  # psycopg_pool's check: an empty query, one round trip
+    def counted(self: psycopg.Cursor, query: object, *args: object, **kwargs: object) -> object:
+        if query == "SELECT 1":  # Django's check (DatabaseWrapper.is_usable): one round trip
             checks.append(self)
         return execute(self, query, *args, **kwargs)
 
-    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
     return checks
 
 
@@ -34,7 +36,7 @@ def backend_pid() -> int:
 
 
 def terminate_every_other_backend() -> int:
-    """What a restart or an administrator does to the pool's idle connections."""
+    """What a restart or an administrator does to the connections the threads keep."""
     db = connection.settings_dict
     with psycopg.connect(host=db["HOST"] or "localhost", port=db["PORT"] or 5432, user=db["USER"],
                          password=db["PASSWORD"] or None, dbname=db["NAME"], autocommit=True) as admin:
@@ -44,25 +46,46 @@ def terminate_every_other_backend() -> int:
         ).fetchone()[0]
 
 
-def test_a_quiet_pooled_connection_is_handed_out_without_a_round_trip(pooled):
+def test_a_quiet_kept_connection_is_used_again_without_a_round_trip(kept):
     first = backend_pid()
-    connection.close()  # back to the pool, as at the end of a request
+    close_old_connections()  # the end of a request, then the start of the next
 
-    assert backend_pid() > 0  # the next request's connection works
-    assert pooled == [], "no empty query was sent to check it"
-    assert first > 0
+    assert backend_pid() == first  # the next request's query runs on the same connection
+    assert kept == [], "no SELECT 1 was sent to check it"
 
 
-def test_a_connection_the_server_terminated_is_replaced_before_anyone_uses_it(pooled):
+def test_a_connection_the_server_terminated_is_replaced_before_anyone_uses_it(kept):
     before = backend_pid()
-    connection.close()
+    close_old_connections()
     assert terminate_every_other_backend() >= 1
-    time.sleep(0.2)  # the terminated backends' goodbyes reach the pool's sockets
+    time.sleep(0.2)  # the terminated backend's goodbye reaches the socket
 
-    after = backend_pid()  # a query on a terminated connection would raise here
+    after = backend_pid()  # a query on the terminated connection would raise here
 
     assert after != before
-    assert len(pooled) >= 1, "the connection that had something to say was checked the full way"
+    assert len(kept) == 1, "the connection that had something to say was checked the full way"
+
+
+def test_the_webhook_checks_a_kept_connection_too(kept, alice):
+    """Its statement runs on a prepared cursor (below), which checks the connection as cursor() does,
+    and is the first query of its request once its text is built (the first delivery builds it)."""
+    from conversions.models import ConversionJob
+    from tests.factories import post_signed_webhook
+
+    first, second = (
+        ConversionJob.objects.create(user=alice, output_format="jpg", remote_job_id=f"kept-{n}") for n in (1, 2)
+    )
+    assert post_signed_webhook(first.remote_job_id, "finished").json() == {"result": "applied"}
+    before = backend_pid()
+    close_old_connections()
+    assert terminate_every_other_backend() >= 1
+    time.sleep(0.2)
+
+    assert post_signed_webhook(second.remote_job_id, "finished").json() == {"result": "applied"}
+
+    assert backend_pid() != before
+    second.refresh_from_db()
+    assert second.status == "finished"
 
 
 # --- Prepared statements (the webhook's) ------------------------------------------------------------

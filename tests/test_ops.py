@@ -124,7 +124,7 @@ def test_readyz_names_the_database_when_it_does_not_answer_while_healthz_still_a
     else:
         unreachable = f"sqlite:///{tmp_path / 'no-such-folder' / 'db.sqlite3'}"
     served = serve("--web-processes", "1", "--web-threads", "2", "--workers", "0", database_url=unreachable,
-                   log=tmp_path / "serve.log", MEDIA_ROOT=str(tmp_path), DATABASE_POOL_TIMEOUT="2")
+                   log=tmp_path / "serve.log", MEDIA_ROOT=str(tmp_path))
     try:
         assert requests.get(f"{served.url}/healthz", timeout=30).status_code == 200
         response = requests.get(f"{served.url}/readyz", timeout=30)

@@ -70,8 +70,6 @@ def _postgresql_outage() -> Iterator[Outage]:
             database_url=database_url(user=role),
             begin=lambda: _sql(f"ALTER ROLE {role} CONNECTION LIMIT 0", terminate),
             end=lambda: _sql(f"ALTER ROLE {role} CONNECTION LIMIT -1"),
-            # A pool that cannot connect gives up on a request after this long (and the worker retries).
-            settings={"DATABASE_POOL_TIMEOUT": "2"},
         )
     finally:
         _sql(terminate, f"DROP OWNED BY {role}", f"DROP ROLE {role}")

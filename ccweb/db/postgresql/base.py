@@ -1,15 +1,16 @@
-"""Django's PostgreSQL backend, checking a pooled connection without a round trip when it has
-nothing to say, and offering a cursor of prepared statements (prepared_cursor) for the statement
-the webhook runs for every delivery.
+"""Django's PostgreSQL backend, checking a kept connection without a round trip when it has nothing
+to say, and offering a cursor of prepared statements (prepared_cursor) for the statement the
+webhook runs for every delivery.
 
-A pool with CONN_HEALTH_CHECKS sends an empty query before handing out each connection: one round
-trip per request that touches the database, a quarter of what a webhook delivery costs PostgreSQL
-(bench/webhooks.py). An idle connection the server has given up on is not silent, though: a
-terminated backend (pg_terminate_backend, a restart, idle_session_timeout) sends its error and
-closes the socket, which makes it readable. So the socket is looked at, at no cost, and only a
-closed connection or one with something waiting is checked the full way, and replaced when the
-check fails. What neither way sees in advance, a peer gone without a word (a cut network), fails
-that request, and the pool drops the connection.
+Each thread keeps its connection from one request to the next (CONN_MAX_AGE), and with
+CONN_HEALTH_CHECKS Django checks it before its first use in each request. Django's check asks the
+server (SELECT 1): one round trip per request that touches the database, a quarter of what a
+webhook delivery costs PostgreSQL (bench/webhooks.py). An idle connection the server has given up
+on is not silent, though: a terminated backend (pg_terminate_backend, a restart,
+idle_session_timeout) sends its error and closes the socket, which makes it readable. So the socket
+is looked at, at no cost, and only a closed connection or one with something waiting is checked the
+full way, and replaced when the check fails. What neither way sees in advance, a peer gone without
+a word (a cut network), fails that request, and Django closes the connection after it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 
 import psycopg
 from django.db.backends.postgresql import base, operations
-from django.utils.asyncio import async_unsafe
 
 
 def _has_something_to_say(connection: Any) -> bool:
@@ -62,8 +62,29 @@ class DatabaseOperations(operations.DatabaseOperations):
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
 
+    @property
+    def prepares(self) -> bool:
+        """OPTIONS["prepare"] (DATABASE_PREPARE): false behind a PgBouncer that cannot keep prepared
+        statements (transaction mode before 1.21); prepared_cursor() then gives a plain cursor."""
+        return self.settings_dict["OPTIONS"].get("prepare", True)
+
+    def get_connection_params(self) -> dict:
+        params = super().get_connection_params()
+        params.pop("prepare", None)  # ccweb's, not a connection parameter
+        return params
+
+    def is_usable(self) -> bool:
+        """Django's check of a kept connection before its first use in a request, without a round
+        trip when its socket is quiet (see the module's docstring)."""
+        if self.connection is not None and not _has_something_to_say(self.connection):
+            return True
+        return super().is_usable()
+
     def prepared_cursor(self) -> Any:
         """A cursor like cursor()'s whose queries are prepared statements (PreparedCursor)."""
+        if not self.prepares:
+            return self.cursor()
+        self.close_if_health_check_failed()  # as cursor() does first
         self.ensure_connection()
         if self.connection.prepare_threshold is None:
             # Django's None prepares nothing, even when asked. Prepared only when asked: Django's
@@ -75,24 +96,3 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if self.timezone != timezone_loader.timezone:
                 base.register_tzloader(self.timezone, cursor)
             return self._prepare_cursor(cursor)
-
-    @async_unsafe
-    def get_new_connection(self, conn_params: dict) -> Any:
-        connection = super().get_new_connection(conn_params)
-        pool = self.pool
-        if pool is None:
-            return connection
-        from psycopg_pool import ConnectionPool
-
-        # A pool hands out at most max_size connections that were open before; past that it opens new ones.
-        for _ in range(pool.max_size + 1):
-            if not _has_something_to_say(connection):
-                return connection
-            try:
-                ConnectionPool.check_connection(connection)
-                return connection
-            except Exception:  # noqa: BLE001 - broken: the pool drops it and hands out another
-                connection.close()
-                pool.putconn(connection)
-                connection = super().get_new_connection(conn_params)
-        return connection
