@@ -1,6 +1,6 @@
 """Signed webhook ingest (ccweb's /webhooks/cloudconvert/) against a bare view of the same server.
 
-    .venv/bin/python bench/webhooks.py [--jobs 300] [--clients 8] [--rounds 3] [--database-url ...]
+    .venv/bin/python bench/webhooks.py [--jobs 300] [--clients 8] [--rounds 9] [--database-url ...]
 
 ccweb is served as bin/run serves it (gunicorn gthread, `manage.py ccweb_serve`, no task worker:
 ingest only queues the copy of outputs) with the benchmarks' URLconf (bench/urls.py), which adds
@@ -46,7 +46,10 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=300, help="jobs per round, three deliveries each (default 300)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive connections (default 8)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--rounds", type=int, default=9,
+        help="rounds, each both sides (default 9: a round's ratio moves with how the kernel spreads the connections)",
+    )
     parser.add_argument("--database-url", default="", help="default: SQLite in the scratch folder")
     return parser.parse_args()
 
