@@ -139,3 +139,20 @@ def test_the_webhook_statement_is_prepared_and_reused(postgresql, alice, setting
         assert (job.status, job.files.count()) == ("finished", 1)
     [statement] = [s for s in prepared_statements() if s.startswith("WITH recorded AS")]
     assert "$1" in statement and "job.finished" not in statement  # the values travel apart
+
+
+def test_with_prepare_off_nothing_is_prepared_and_the_webhook_applies_all_the_same(postgresql, alice, monkeypatch):
+    """DATABASE_PREPARE=false, for a PgBouncer in transaction mode before 1.21, which cannot keep a
+    connection's prepared statements: prepared_cursor() is then a plain cursor."""
+    from conversions.models import ConversionJob
+    from tests.factories import post_signed_webhook
+
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare", False)
+    connection.close()  # a new connection, without an earlier test's statements
+    job = ConversionJob.objects.create(user=alice, output_format="jpg", remote_job_id="unprepared")
+
+    assert post_signed_webhook(job.remote_job_id, "finished").json() == {"result": "applied"}
+
+    job.refresh_from_db()
+    assert (job.status, job.files.count()) == ("finished", 1)
+    assert prepared_statements() == []
