@@ -636,7 +636,8 @@ def _webhook_receive_at_once(insert: str, insert_params: dict, job_payload: dict
 
     update, params = _job_update(job_payload, only_if="EXISTS (SELECT 1 FROM recorded)")
     params.update(insert_params)
-    moved_id = f"moved.{_job_columns()['id']}"
+    job = _job_columns()
+    moved_id = f"moved.{job['id']}"
     queries = [f"recorded AS ({insert})", f"moved AS ({update})"]
     queued: list[Task] = []
     status = _status_of(job_payload)
@@ -650,16 +651,14 @@ def _webhook_receive_at_once(insert: str, insert_params: dict, job_payload: dict
         queued.append(store_outputs)
     if status in ConversionJob.TERMINAL:
         mail, mail_params = task_rows.insert_from(
-            notify_owner, source="moved", first_arg=moved_id, where=f"moved.{_job_columns()['notify_by_email']}",
-            name="mail",
+            notify_owner, source="moved", first_arg=moved_id, where=f"moved.{job['notify_by_email']}", name="mail"
         )
         queries.append(f"mail AS ({mail})")
         params.update(mail_params)
         queued.append(notify_owner)
-    # A prepared statement where the backend offers one (ccweb/db/postgresql): planned once per
+    # A prepared statement (ccweb/db/postgresql, unless DATABASE_PREPARE is off): planned once per
     # connection, its values (the body, the payload) never parsed as SQL.
-    prepared_cursor = getattr(connection, "prepared_cursor", connection.cursor)
-    with prepared_cursor() as cursor:
+    with connection.prepared_cursor() as cursor:
         cursor.execute(
             f"WITH {', '.join(queries)} SELECT EXISTS (SELECT 1 FROM recorded), "
             f"EXISTS ({_job_lookup_sql(connection.vendor)}){_rings(tuple(task.queue_name for task in queued))}",

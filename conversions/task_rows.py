@@ -121,11 +121,14 @@ def insert_from(task: Task, *, source: str, first_arg: str, where: str = "TRUE",
 def _insert_select(task: Task, vendor: str, first_arg: str, name: str) -> str:
     """INSERT INTO ... SELECT of a row of `task` without its FROM: id and enqueued_at parameters
     named after `name`, the arguments [first_arg], the rest literals."""
-    per_row = {field.name: f"CAST(%({name}_{field.name})s AS {db_type})" for field, _, db_type in _fields(vendor)}
-    per_row["args_kwargs"] = f"jsonb_build_object('args', jsonb_build_array({first_arg}), 'kwargs', '{{}}'::jsonb)"
+    types = {field.name: db_type for field, _, db_type in _fields(vendor)}
+    per_row = {
+        "id": f"CAST(%({name}_id)s AS {types['id']})",
+        "enqueued_at": f"CAST(%({name}_enqueued_at)s AS {types['enqueued_at']})",
+        "args_kwargs": f"jsonb_build_object('args', jsonb_build_array({first_arg}), 'kwargs', '{{}}'::jsonb)",
+    }
     return _insert_select_of(
-        task, vendor, {field: per_row[field] for field in PER_ROW},
-        lambda value, db_type: f"CAST({connection.ops.compose_sql('%s', [value])} AS {db_type})",
+        task, vendor, per_row, lambda value, db_type: f"CAST({connection.ops.compose_sql('%s', [value])} AS {db_type})"
     )
 
 
